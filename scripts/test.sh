@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: installs what is needed, builds, runs the whole suite
+# (ctest), then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Tests that need ../shared/data are labelled shared_data and skip when it is absent.
+# WAVEPOOL_SKIP_SANITIZE=1 skips the sanitizer pass (for quick local runs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+bash scripts/build.sh
+ctest --test-dir build --output-on-failure -j "$(nproc)"
+if [ "${WAVEPOOL_SKIP_SANITIZE:-0}" != 1 ]; then
+  BUILD_DIR=build-sanitize bash scripts/build.sh -DWAVEPOOL_SANITIZE=ON -DWAVEPOOL_BUILD_BENCHMARKS=OFF
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build-sanitize --output-on-failure -j "$(nproc)"
+fi
