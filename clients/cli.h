@@ -1,0 +1,32 @@
+// The wavepool CLI's subcommands. Each returns the process exit code and
+// prints its own errors as "wavepool: <what went wrong and what to do>".
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpcpp/channel.h"
+#include "grpcpp/support/status.h"
+
+namespace wavepool::cli {
+
+struct CommonOptions {
+  std::string server = "localhost:50051";
+  double timeout_s = 0;  // 0 = no deadline
+};
+
+int RunStream(const CommonOptions& common, const std::vector<std::string>& args);
+int RunClassify(const CommonOptions& common, const std::vector<std::string>& args);
+int RunModels(const CommonOptions& common, const std::vector<std::string>& args);
+int RunDescribe(const CommonOptions& common, const std::vector<std::string>& args);
+int RunHealth(const CommonOptions& common, const std::vector<std::string>& args);
+int RunInitModel(const std::vector<std::string>& args);
+
+// Shared helpers.
+std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common);
+// Prints "wavepool: CODE: message" plus a hint for UNAVAILABLE (server down).
+int ReportRpcError(const CommonOptions& common, const grpc::Status& status);
+int Fail(const std::string& message);
+
+}  // namespace wavepool::cli

@@ -1,0 +1,23 @@
+// Flags shared by the CLI's subcommands (defined in flags.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/flags/declare.h"
+
+ABSL_DECLARE_FLAG(std::string, server);
+ABSL_DECLARE_FLAG(double, timeout_s);
+ABSL_DECLARE_FLAG(std::string, model);
+ABSL_DECLARE_FLAG(int64_t, version);
+ABSL_DECLARE_FLAG(bool, realtime);
+ABSL_DECLARE_FLAG(double, chunk_ms);
+ABSL_DECLARE_FLAG(uint32_t, top_k);
+ABSL_DECLARE_FLAG(bool, json);
+ABSL_DECLARE_FLAG(std::vector<std::string>, override);
+ABSL_DECLARE_FLAG(std::string, model_dir);
+ABSL_DECLARE_FLAG(std::string, service);
+ABSL_DECLARE_FLAG(std::string, spec);
+ABSL_DECLARE_FLAG(std::string, out);
+ABSL_DECLARE_FLAG(uint64_t, seed);

@@ -1,0 +1,46 @@
+// wavepool: the command-line client.
+//   wavepool stream FILE --model NAME [--server ADDR] [--realtime] [--chunk-ms N]
+//   wavepool classify FILE --model NAME
+//   wavepool models | describe MODEL [--override L.F=V] | health [--service S]
+//   wavepool init-model --spec SPEC.json --seed N --out DIR
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "clients/cli.h"
+#include "clients/flags.h"
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "wavepool COMMAND [ARGS] [FLAGS]\n"
+      "commands:\n"
+      "  stream FILE --model NAME     stream a WAV file, print one line per window\n"
+      "  classify FILE --model NAME   send a whole WAV file in one request\n"
+      "  models                       list the server's models\n"
+      "  describe MODEL               per-layer resolution, receptive field, cost\n"
+      "  health                       exit 0 when the server is SERVING\n"
+      "  init-model --spec S --seed N --out DIR   write seeded untrained weights\n"
+      "flags: --server ADDR (default localhost:50051); see --helpfull");
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() < 2) {
+    std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
+    return 2;
+  }
+  const std::string command = positional[1];
+  std::vector<std::string> args(positional.begin() + 2, positional.end());
+  wavepool::cli::CommonOptions common;
+  common.server = absl::GetFlag(FLAGS_server);
+  common.timeout_s = absl::GetFlag(FLAGS_timeout_s);
+  if (command == "stream") return wavepool::cli::RunStream(common, args);
+  if (command == "classify") return wavepool::cli::RunClassify(common, args);
+  if (command == "models") return wavepool::cli::RunModels(common, args);
+  if (command == "describe") return wavepool::cli::RunDescribe(common, args);
+  if (command == "health") return wavepool::cli::RunHealth(common, args);
+  if (command == "init-model") return wavepool::cli::RunInitModel(args);
+  std::fprintf(stderr, "wavepool: unknown command \"%s\"\n%s\n", command.c_str(),
+               absl::ProgramUsageMessage().data());
+  return 2;
+}

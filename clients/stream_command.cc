@@ -1,0 +1,168 @@
+// stream and classify: send a WAV file and print one line per window.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "clients/cli.h"
+#include "clients/flags.h"
+#include "dsp/wav.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/client_context.h"
+#include "wavepool/v1/classifier.grpc.pb.h"
+
+namespace wavepool::cli {
+namespace {
+
+void SetDeadline(const CommonOptions& common, grpc::ClientContext* context) {
+  if (common.timeout_s > 0) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(common.timeout_s * 1000)));
+  }
+}
+
+std::string FormatWindow(const v1::WindowResult& w) {
+  std::string line = absl::StrFormat("window %4d  %8.3f s  samples [%d, %d)", w.index(),
+                                     w.start_time_s(), w.start_sample(), w.end_sample());
+  for (const v1::Label& l : w.top()) absl::StrAppendFormat(&line, "  %s %.3f", l.label(), l.score());
+  if (w.padded()) line += "  (padded)";
+  return line;
+}
+
+std::string FormatSummary(const v1::StreamSummary& s) {
+  return absl::StrFormat("summary: %d windows, %d samples, %.3f s wall", s.windows(),
+                         s.samples_received(), s.wall_time_s());
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+// The file, its config, and float32 little-endian bytes of the interleaved samples.
+struct Input {
+  dsp::Audio audio;
+  v1::StreamConfig config;
+};
+
+bool LoadInput(const std::vector<std::string>& args, Input* input, int* exit_code) {
+  if (args.size() != 1) {
+    *exit_code = Fail("give exactly one input file, e.g. wavepool stream clip.wav --model digits");
+    return false;
+  }
+  const std::string model = absl::GetFlag(FLAGS_model);
+  if (model.empty()) {
+    *exit_code = Fail("--model is required (wavepool models lists them)");
+    return false;
+  }
+  absl::StatusOr<dsp::Audio> audio = dsp::ReadAudio(args[0]);
+  if (!audio.ok()) {
+    *exit_code = Fail(std::string(audio.status().message()));
+    return false;
+  }
+  input->audio = *std::move(audio);
+  input->config.set_model(model);
+  input->config.set_version(absl::GetFlag(FLAGS_version));
+  input->config.set_sample_rate_hz(input->audio.sample_rate_hz);
+  input->config.set_channels(static_cast<uint32_t>(input->audio.channels));
+  input->config.set_encoding(v1::FLOAT32);
+  input->config.set_top_k(absl::GetFlag(FLAGS_top_k));
+  return true;
+}
+
+// Little-endian float32 bytes of samples [begin, end) (interleaved values).
+std::string PcmBytes(const std::vector<float>& s, size_t begin, size_t end) {
+  std::string bytes(4 * (end - begin), '\0');
+  for (size_t i = begin; i < end; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &s[i], 4);
+    for (int b = 0; b < 4; ++b) bytes[4 * (i - begin) + b] = static_cast<char>(bits >> (8 * b));
+  }
+  return bytes;
+}
+
+}  // namespace
+
+int RunStream(const CommonOptions& common, const std::vector<std::string>& args) {
+  Input input;
+  int code = 0;
+  if (!LoadInput(args, &input, &code)) return code;
+  const bool json = absl::GetFlag(FLAGS_json);
+  const bool realtime = absl::GetFlag(FLAGS_realtime);
+  const double chunk_ms = absl::GetFlag(FLAGS_chunk_ms);
+  if (!(chunk_ms > 0)) return Fail("--chunk-ms must be > 0");
+  const size_t channels = static_cast<size_t>(input.audio.channels);
+  const size_t frames_per_chunk =
+      std::max<size_t>(1, static_cast<size_t>(input.audio.sample_rate_hz * chunk_ms / 1000.0));
+
+  auto stub = v1::Classifier::NewStub(MakeChannel(common));
+  grpc::ClientContext context;
+  SetDeadline(common, &context);
+  auto stream = stub->StreamClassify(&context);
+
+  std::thread writer([&] {
+    v1::StreamClassifyRequest req;
+    *req.mutable_config() = input.config;
+    if (!stream->Write(req)) return;
+    const auto start = std::chrono::steady_clock::now();
+    const size_t frames = input.audio.frames();
+    for (size_t f = 0; f < frames; f += frames_per_chunk) {
+      const size_t end = std::min(frames, f + frames_per_chunk);
+      if (realtime) {
+        // Send a chunk when its last sample would have been captured.
+        std::this_thread::sleep_until(
+            start + std::chrono::microseconds(static_cast<int64_t>(
+                        1e6 * static_cast<double>(end) / input.audio.sample_rate_hz)));
+      }
+      v1::StreamClassifyRequest chunk;
+      chunk.mutable_samples()->set_pcm(PcmBytes(input.audio.samples, f * channels, end * channels));
+      if (!stream->Write(chunk)) return;
+    }
+    stream->WritesDone();
+  });
+
+  v1::StreamClassifyResponse resp;
+  while (stream->Read(&resp)) {
+    if (json) {
+      std::printf("%s\n", ToJson(resp).c_str());
+    } else if (resp.has_window()) {
+      std::printf("%s\n", FormatWindow(resp.window()).c_str());
+    } else if (resp.has_summary()) {
+      std::printf("%s\n", FormatSummary(resp.summary()).c_str());
+    }
+    std::fflush(stdout);
+  }
+  writer.join();
+  grpc::Status status = stream->Finish();
+  if (!status.ok()) return ReportRpcError(common, status);
+  return 0;
+}
+
+int RunClassify(const CommonOptions& common, const std::vector<std::string>& args) {
+  Input input;
+  int code = 0;
+  if (!LoadInput(args, &input, &code)) return code;
+  v1::ClassifyRequest req;
+  *req.mutable_config() = input.config;
+  req.mutable_samples()->set_pcm(PcmBytes(input.audio.samples, 0, input.audio.samples.size()));
+  v1::ClassifyResponse resp;
+  grpc::ClientContext context;
+  SetDeadline(common, &context);
+  grpc::Status status = v1::Classifier::NewStub(MakeChannel(common))->Classify(&context, req, &resp);
+  if (!status.ok()) return ReportRpcError(common, status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", ToJson(resp).c_str());
+    return 0;
+  }
+  for (const v1::WindowResult& w : resp.windows()) std::printf("%s\n", FormatWindow(w).c_str());
+  std::printf("%s\n", FormatSummary(resp.summary()).c_str());
+  return 0;
+}
+
+}  // namespace wavepool::cli

@@ -1,0 +1,14 @@
+// The bridge from a model spec to the dsp/ front end: train and serve build the
+// front end through this one function, so they never differ.
+#pragma once
+
+#include "absl/status/statusor.h"
+#include "dsp/log_mel.h"
+#include "wavepool/v1/model_spec.pb.h"
+
+namespace wavepool::server {
+
+// Converts and validates (via dsp's own Validate) the spec's front end and windowing.
+absl::StatusOr<dsp::FeatureWindowOptions> FeatureOptionsFromSpec(const v1::ModelSpec& spec);
+
+}  // namespace wavepool::server
