@@ -44,7 +44,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
         "sample_rate_hz (", rate, ") is outside the supported range [",
         limits.min_sample_rate_hz, ", ", limits.max_sample_rate_hz, "]"));
   }
-  const uint32_t channels = config.channels() == 0 ? 1 : config.channels();
+  const uint32_t channels = config.has_channels() ? config.channels() : 1;
+  if (channels == 0) {
+    return absl::InvalidArgumentError("channels (0) must be >= 1 (leave it unset for mono)");
+  }
   if (channels > limits.max_channels) {
     return absl::InvalidArgumentError(absl::StrCat("channels (", channels, ") must be <= ",
                                                    limits.max_channels));
@@ -56,8 +59,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
   auto s = std::unique_ptr<Session>(new Session(config, std::move(model)));
   s->channels_ = channels;
   const size_t labels = static_cast<size_t>(s->model_->model->spec().labels_size());
+  if (config.has_top_k() && config.top_k() == 0) {
+    return absl::InvalidArgumentError("top_k (0) must be >= 1 (leave it unset for 1)");
+  }
   s->top_k_ = static_cast<uint32_t>(
-      std::min<size_t>(config.top_k() == 0 ? 1 : config.top_k(), labels));
+      std::min<size_t>(config.has_top_k() ? config.top_k() : 1, labels));
   ASSIGN_OR_RETURN(s->resampler_,
                    dsp::Resampler::Create(rate, s->model_->model->spec().sample_rate_hz()));
   ASSIGN_OR_RETURN(dsp::StreamingFeatures features,
