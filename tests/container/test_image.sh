@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# End-to-end test of the server image (deploy/Dockerfile) with podman.
+# Not part of ctest: it needs podman + runc as root and takes minutes.
+#
+#   bash tests/container/test_image.sh
+#
+# Builds the base image and the server image, runs the server in a container,
+# then checks: the gRPC health check turns SERVING (inside the container and
+# through the published port), the baked-in HEALTHCHECK passes, `wavepool
+# models` lists the shipped models, `wavepool stream` of a WAV from tests/data
+# returns window lines, the server runs as uid 10001, and `podman stop`
+# (SIGTERM) ends it with exit code 0. The container is removed on every exit.
+#
+# Environment (all optional):
+#   WAVEPOOL_TEST_IMAGE       image tag to build and run (default localhost/wavepool:test)
+#   WAVEPOOL_TEST_SKIP_BUILD  1: run an already-built image, skip both builds
+#   WAVEPOOL_TEST_WAV         WAV file to stream (default: first tests/data/*.wav)
+#   WAVEPOOL_TEST_MODEL       model to stream with (default: the first one `wavepool models` lists)
+#   WAVEPOOL_TEST_NOFILE      open-file limit for the container (default 65536,
+#                             lowered to this shell's hard limit when that is smaller)
+#   WAVEPOOL_TEST_LOG_DIR     where build and run logs go (default a temp dir, printed)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+IMAGE=${WAVEPOOL_TEST_IMAGE:-localhost/wavepool:test}
+NAME="wavepool-test-$$"
+READY_TIMEOUT_S=60
+LOG_DIR=${WAVEPOOL_TEST_LOG_DIR:-$(mktemp -d /tmp/wavepool-container-test.XXXXXX)}
+mkdir -p "$LOG_DIR"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+# Dumps the server's log on failure, then removes the container whatever happened.
+cleanup() {
+  local rc=$?
+  if podman container exists "$NAME" 2>/dev/null; then
+    if [ "$rc" -ne 0 ]; then
+      echo "--- last 40 lines of the server log ($NAME) ---" >&2
+      podman logs --tail 40 "$NAME" >&2 2>&1 || true
+    fi
+    podman rm -f -t 2 "$NAME" >/dev/null 2>&1 || true
+  fi
+  [ "$rc" -eq 0 ] || echo "test_image: FAILED (logs in $LOG_DIR)" >&2
+}
+trap cleanup EXIT
+
+[ "$(id -u)" -eq 0 ] || fail "run as root (rootful podman; debootstrap for the base image)"
+command -v podman >/dev/null || fail "podman not found: apt-get install podman runc debootstrap"
+
+# runc refuses a limit above the caller's hard limit ("error setting rlimit
+# type 7"); some CI sandboxes cap nofile at 20000.
+nofile=${WAVEPOOL_TEST_NOFILE:-65536}
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$nofile" ]; then
+  echo "note: nofile lowered from $nofile to this shell's hard limit $hard"
+  nofile=$hard
+fi
+RUN_FLAGS=(--runtime runc --ulimit "nofile=$nofile:$nofile" --ulimit nproc=4096:4096)
+
+# Runs a command inside the server container and fails the test if it fails.
+in_container() {
+  local out
+  if ! out=$(podman exec "$NAME" "$@" 2>&1); then
+    echo "$out" >&2
+    fail "'$*' failed inside the container"
+  fi
+  printf '%s\n' "$out"
+}
+
+if [ "${WAVEPOOL_TEST_SKIP_BUILD:-0}" != 1 ]; then
+  step "base image (deploy/make-base-image.sh)"
+  bash deploy/make-base-image.sh || fail "deploy/make-base-image.sh failed"
+
+  step "podman build -f deploy/Dockerfile -t $IMAGE . (log: $LOG_DIR/build.log)"
+  start=$SECONDS
+  # --format docker: podman drops HEALTHCHECK from OCI-format images.
+  if ! podman build --runtime runc --format docker \
+      --ignorefile deploy/Dockerfile.dockerignore \
+      -f deploy/Dockerfile -t "$IMAGE" . >"$LOG_DIR/build.log" 2>&1; then
+    tail -n 40 "$LOG_DIR/build.log" >&2
+    fail "image build failed (full log: $LOG_DIR/build.log)"
+  fi
+  echo "built in $((SECONDS - start)) s; size $(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=si)B"
+fi
+podman image exists "$IMAGE" || fail "image $IMAGE does not exist"
+
+step "image metadata"
+[ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" = "10001:10001" ] ||
+  fail "image USER is not 10001:10001"
+podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE" | grep -q 'wavepool' ||
+  fail "image has no HEALTHCHECK (built without --format docker?)"
+
+step "podman run -d $IMAGE"
+# Host port 0 = podman picks a free one, so parallel runs never collide.
+podman run -d --name "$NAME" "${RUN_FLAGS[@]}" -p 127.0.0.1::50051 "$IMAGE" >/dev/null ||
+  fail "podman run failed"
+host_addr=$(podman port "$NAME" 50051) || fail "no published port for 50051"
+echo "gRPC published at $host_addr"
+
+step "wait for SERVING (at most ${READY_TIMEOUT_S} s)"
+deadline=$((SECONDS + READY_TIMEOUT_S))
+until podman exec "$NAME" wavepool health --server 127.0.0.1:50051 >"$LOG_DIR/health.log" 2>&1; do
+  state=$(podman inspect --format '{{.State.Status}}' "$NAME")
+  [ "$state" = running ] || fail "server container is $state before it became healthy"
+  [ "$SECONDS" -lt "$deadline" ] ||
+    fail "server not SERVING after ${READY_TIMEOUT_S} s: $(tail -n 3 "$LOG_DIR/health.log")"
+  sleep 1
+done
+echo "SERVING after $((SECONDS - deadline + READY_TIMEOUT_S)) s"
+
+step "HEALTHCHECK baked into the image"
+podman healthcheck run "$NAME" >/dev/null || fail "podman healthcheck run reported unhealthy"
+
+step "health through the published port, from a second container"
+podman run --rm "${RUN_FLAGS[@]}" --network host --entrypoint wavepool "$IMAGE" \
+  health --server "$host_addr" >"$LOG_DIR/health-host.log" 2>&1 ||
+  fail "health via $host_addr failed: $(tail -n 3 "$LOG_DIR/health-host.log")"
+
+step "server runs as uid 10001"
+[ "$(in_container id -u)" = 10001 ] || fail "podman exec id -u is not 10001"
+pid1_uid=$(in_container grep '^Uid:' /proc/1/status | awk '{print $2}')
+[ "$pid1_uid" = 10001 ] || fail "the server process (pid 1) runs as uid $pid1_uid, not 10001"
+
+step "wavepool models"
+models_out=$(in_container wavepool models --server 127.0.0.1:50051)
+printf '%s\n' "$models_out" | tee "$LOG_DIR/models.log"
+shipped=()
+for d in models/*/; do [ -d "$d" ] && shipped+=("$(basename "$d")"); done
+[ ${#shipped[@]} -gt 0 ] || fail "the repository ships no models under models/"
+for m in "${shipped[@]}"; do
+  grep -qw -- "$m" <<<"$models_out" || fail "'wavepool models' does not list the shipped model $m"
+done
+
+step "wavepool stream of a WAV from tests/data"
+wav=${WAVEPOOL_TEST_WAV:-$(find tests/data -name '*.wav' -type f | sort | head -n 1)}
+[ -n "$wav" ] && [ -f "$wav" ] || fail "no WAV under tests/data (set WAVEPOOL_TEST_WAV)"
+podman cp "$wav" "$NAME:/tmp/input.wav" || fail "podman cp $wav failed"
+model=${WAVEPOOL_TEST_MODEL:-${shipped[0]}}
+stream_out=$(in_container wavepool stream --server 127.0.0.1:50051 --model "$model" /tmp/input.wav)
+printf '%s\n' "$stream_out" >"$LOG_DIR/stream.log"
+windows=$(grep -ciE '^ *window' <<<"$stream_out" || true)
+echo "$wav with model $model: $windows window lines"
+[ "$windows" -gt 0 ] || { head -n 20 <<<"$stream_out" >&2; fail "'wavepool stream' printed no window lines"; }
+
+step "podman stop (SIGTERM) exits 0"
+podman stop -t 30 "$NAME" >/dev/null || fail "podman stop failed"
+code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
+[ "$code" = 0 ] || fail "server exited with $code after SIGTERM (137 = did not stop within 30 s)"
+
+echo "test_image: PASSED ($IMAGE)"
