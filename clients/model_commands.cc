@@ -141,6 +141,7 @@ int RunHealth(const CommonOptions& common, const std::vector<std::string>&) {
 }
 
 int RunInitModel(const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail("init-model takes flags only: --spec, --seed, --out");
   const std::string spec_path = absl::GetFlag(FLAGS_spec);
   const std::string out = absl::GetFlag(FLAGS_out);
   if (spec_path.empty() || out.empty()) {

@@ -168,8 +168,9 @@ absl::Status DoGetModel(const ModelRepository& repository, const v1::GetModelReq
     return absl::OkStatus();
   }
   v1::ModelSpec spec = model->model->spec();
-  RETURN_IF_ERROR(nn::ApplyPoolOverrides(
-      std::span(request.pool_overrides().data(), request.pool_overrides_size()), &spec));
+  const std::vector<v1::PoolOverride> overrides(request.pool_overrides().begin(),
+                                                request.pool_overrides().end());
+  RETURN_IF_ERROR(nn::ApplyPoolOverrides(overrides, &spec));
   ASSIGN_OR_RETURN(*response->mutable_description(), nn::Describe(spec));
   *response->mutable_spec() = spec;
   return absl::OkStatus();

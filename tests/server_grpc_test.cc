@@ -149,7 +149,9 @@ TEST_F(ServerFixture, TopKIsSortedSoftmax) {
     for (int i = 0; i < 3; ++i) {
       sum += w.top(i).score();
       labels.insert(w.top(i).label());
-      if (i > 0) EXPECT_GE(w.top(i - 1).score(), w.top(i).score());
+      if (i > 0) {
+        EXPECT_GE(w.top(i - 1).score(), w.top(i).score());
+      }
     }
     EXPECT_NEAR(sum, 1.0f, 1e-5f);
     EXPECT_EQ(labels, (std::set<std::string>{"a", "b", "c"}));
@@ -171,7 +173,9 @@ TEST_F(ServerFixture, ResampledStreamMapsRangesToClientRateAndIsChunkInvariant) 
   for (size_t j = 0; j < windows.size(); ++j) {
     EXPECT_EQ(windows[j].start_sample(), 800 * j);
     EXPECT_EQ(windows[j].end_sample(), 800 * j + 1600);
-    if (j < 18) EXPECT_FALSE(windows[j].padded());
+    if (j < 18) {
+      EXPECT_FALSE(windows[j].padded());
+    }
   }
   // Classify gives the same windows as streaming.
   v1::ClassifyRequest req;
