@@ -12,6 +12,7 @@
 #include "absl/flags/usage.h"
 #include "clients/cli.h"
 #include "clients/flags.h"
+#include "util/dashed_flags.h"
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
@@ -24,7 +25,8 @@ int main(int argc, char** argv) {
       "  health                       exit 0 when the server is SERVING\n"
       "  init-model --spec S --seed N --out DIR   write seeded untrained weights\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  wavepool::DashedFlags flags(argc, argv);
+  std::vector<char*> positional = absl::ParseCommandLine(flags.argc(), flags.argv());
   if (positional.size() < 2) {
     std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
     return 2;

@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
 #include "server/wavepool_server.h"
+#include "util/dashed_flags.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0:50051", "gRPC listening address HOST:PORT");
 ABSL_FLAG(std::string, model_repository, "./models",
@@ -32,7 +33,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "wavepool-server --address HOST:PORT --model-repository DIR\n"
       "Serves Wavepool models over gRPC (Classifier, health, reflection).");
-  absl::ParseCommandLine(argc, argv);
+  wavepool::DashedFlags flags(argc, argv);
+  absl::ParseCommandLine(flags.argc(), flags.argv());
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGINT, OnSignal);
 

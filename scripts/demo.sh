@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The main job: install what is needed, build, start the server with the shipped
+# models, stream the demo signal through it at real-time pace, print the
+# results, stop the server. WAVEPOOL_PORT (default 50051) picks the port;
+# WAVEPOOL_DEMO_FAST=1 streams as fast as possible instead of in real time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+bash scripts/build.sh
+PORT=${WAVEPOOL_PORT:-50051}
+LOG=$(mktemp)
+./build/server/wavepool-server --address "127.0.0.1:${PORT}" --model-repository ./models >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill -TERM $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -f "$LOG"' EXIT
+for _ in $(seq 1 100); do
+  grep -q "ready on" "$LOG" && break
+  kill -0 $SERVER 2>/dev/null || { cat "$LOG"; echo "demo: the server did not start" >&2; exit 1; }
+  sleep 0.1
+done
+cat "$LOG"
+CLI=./build/clients/wavepool
+echo
+echo "== wavepool models"
+$CLI models --server "127.0.0.1:${PORT}"
+MODEL=${WAVEPOOL_DEMO_MODEL:-$( $CLI models --server "127.0.0.1:${PORT}" | awk 'NR==2 {print $1}')}
+echo
+echo "== wavepool describe ${MODEL}"
+$CLI describe "$MODEL" --server "127.0.0.1:${PORT}"
+REALTIME=--realtime
+[ "${WAVEPOOL_DEMO_FAST:-0}" = 1 ] && REALTIME=
+echo
+echo "== wavepool stream tests/data/demo_digits.wav --model ${MODEL} ${REALTIME}"
+echo "   (ground truth: $(awk '/^digit/ {printf "%s ", $2}' tests/data/demo_digits.txt))"
+$CLI stream tests/data/demo_digits.wav --model "$MODEL" --server "127.0.0.1:${PORT}" $REALTIME --top-k 2
