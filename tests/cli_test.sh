@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# End to end through the real binaries: wavepool-server on a loopback port and
+# the wavepool CLI. Usage: cli_test.sh SERVER_BIN CLI_BIN SOURCE_DIR
+set -euo pipefail
+SERVER_BIN=$1 CLI=$2 SRC=$3
+WORK=$(mktemp -d)
+cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A repository with the shipped models.
+"$SERVER_BIN" --address 127.0.0.1:0 --model-repository "$SRC/models" >"$WORK/server.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 100); do grep -q "ready on" "$WORK/server.log" && break; sleep 0.1; done
+PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/server.log")
+[ -n "$PORT" ] || { cat "$WORK/server.log"; fail "server did not report ready"; }
+ADDR=127.0.0.1:$PORT
+
+"$CLI" health --server "$ADDR" | grep -qx SERVING || fail "health is not SERVING"
+"$CLI" models --server "$ADDR" >"$WORK/models.txt"
+grep -q "^untrained-digits .* no " "$WORK/models.txt" || { cat "$WORK/models.txt"; fail "models list"; }
+"$CLI" describe untrained-digits --server "$ADDR" >"$WORK/describe.txt"
+grep -q "pool1" "$WORK/describe.txt" || fail "describe lacks pool1"
+"$CLI" describe untrained-digits --server "$ADDR" --override pool1.stride-time=1 >/dev/null 2>&1 \
+  && fail "a misspelt override field must fail"
+"$CLI" describe untrained-digits --server "$ADDR" --override pool1.stride_time=1 >"$WORK/describe1.txt"
+cmp -s "$WORK/describe.txt" "$WORK/describe1.txt" && fail "override changed nothing"
+
+# Streaming a 9.72 s file (77743 samples at 8 kHz, window 8000, hop 2000):
+# complete windows j with 2000 j + 8000 <= 77743 -> j = 0..34, plus a padded tail.
+"$CLI" stream "$SRC/tests/data/demo_digits.wav" --model untrained-digits --server "$ADDR" \
+  --chunk-ms 37 >"$WORK/stream.txt"
+[ "$(grep -c '^window' "$WORK/stream.txt")" = 36 ] || { cat "$WORK/stream.txt"; fail "expected 36 windows"; }
+[ "$(grep -c '(padded)' "$WORK/stream.txt")" = 1 ] || fail "expected one padded window"
+grep -q "^summary: 36 windows, 77743 samples" "$WORK/stream.txt" || fail "summary"
+"$CLI" classify "$SRC/tests/data/demo_digits.wav" --model untrained-digits --server "$ADDR" >"$WORK/classify.txt"
+diff <(grep '^window' "$WORK/stream.txt") <(grep '^window' "$WORK/classify.txt") \
+  || fail "classify and stream differ"
+
+# Clear errors with a non-zero exit.
+if "$CLI" stream "$SRC/tests/data/demo_digits.wav" --model nope --server "$ADDR" 2>"$WORK/err.txt"; then
+  fail "unknown model must fail"
+fi
+grep -q "NOT_FOUND" "$WORK/err.txt" || { cat "$WORK/err.txt"; fail "unknown model message"; }
+if "$CLI" models --server 127.0.0.1:1 --timeout-s 5 2>"$WORK/err2.txt"; then fail "server down must fail"; fi
+grep -q "UNAVAILABLE" "$WORK/err2.txt" || { cat "$WORK/err2.txt"; fail "server down message"; }
+if "$CLI" stream /nonexistent.wav --model untrained-digits --server "$ADDR" 2>"$WORK/err3.txt"; then
+  fail "missing file must fail"
+fi
+grep -q "nonexistent.wav" "$WORK/err3.txt" || fail "missing file message"
+
+# The address is taken: a second server exits non-zero with a clear message.
+if "$SERVER_BIN" --address "$ADDR" --model-repository "$SRC/models" >"$WORK/second.log" 2>&1; then
+  fail "second server on a taken port must fail"
+fi
+grep -q "cannot listen" "$WORK/second.log" || { cat "$WORK/second.log"; fail "taken-port message"; }
+if "$SERVER_BIN" --address 127.0.0.1:0 --model-repository /nonexistent >"$WORK/third.log" 2>&1; then
+  fail "unreadable repository must fail"
+fi
+grep -q "/nonexistent" "$WORK/third.log" || fail "unreadable repository message"
+
+# SIGTERM: drains and exits 0.
+kill -TERM "$PID"
+wait "$PID" || fail "server exit code $? after SIGTERM"
+PID=
+echo "cli_test: all checks passed"
