@@ -24,7 +24,7 @@ struct LogMelOptions {
   double sample_rate_hz = 8000;
   size_t frame_length = 200;
   size_t frame_hop = 80;
-  size_t fft_size = 256;
+  size_t fft_size = 256;  // >= frame_length; FftSizeIsAllocationFree (even, factors <= 7)
   WindowType window = WindowType::kHann;
   bool power = true;
   size_t num_bands = 40;
@@ -57,7 +57,13 @@ class LogMelFrame {
 
 struct FeatureWindowOptions {
   LogMelOptions log_mel;
-  size_t window_length = 8000;  // samples; window_length - frame_length must be a multiple of frame_hop
+  // Samples; >= frame_length. A window holds every frame that lies wholly
+  // inside it: frames_per_window() = (window_length - frame_length) / frame_hop
+  // + 1, rounded down. When window_length - frame_length is not a multiple of
+  // frame_hop (the defaults: 7800 / 80 = 97.5) the window's last
+  // (window_length - frame_length) % frame_hop samples (40) belong to no frame
+  // of that window; the window is still complete only once they arrive.
+  size_t window_length = 8000;
   size_t window_hop = 2000;     // samples; a multiple of frame_hop, <= window_length
   FeatureNorm norm = FeatureNorm::kNone;
 
@@ -104,8 +110,13 @@ class StreamingFeatures {
 
  private:
   StreamingFeatures(const FeatureWindowOptions& o, LogMelFrame frame);
+  // Handles the events at samples_pushed_: computes the frame and emits the
+  // window whose last sample this is, if any.
   void ComputeReadyFrames(WindowFn on_window);
+  // Computes frame `frame` from frame_length samples into its ring slot.
+  void StoreFrame(uint64_t frame, std::span<const float> samples);
   void EmitWindow(uint64_t index, WindowFn on_window);
+  void Reset();
 
   FeatureWindowOptions options_;
   LogMelFrame frame_;
