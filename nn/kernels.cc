@@ -1,0 +1,217 @@
+#include "nn/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace wavepool::nn {
+namespace {
+
+// Range [begin, end) of output positions o along one axis whose input position
+// o * stride + offset lies in [0, in). Lets the inner loops run without
+// per-element bounds checks (zero padding contributes nothing to a sum).
+struct ValidRange {
+  uint32_t begin = 0, end = 0;
+};
+
+ValidRange Valid(int64_t offset, uint32_t stride, uint32_t in, uint32_t out) {
+  const int64_t s = stride;
+  // Smallest o with o * s + offset >= 0.
+  const int64_t first = offset >= 0 ? 0 : (-offset + s - 1) / s;
+  // Largest o with o * s + offset <= in - 1, plus one.
+  const int64_t last_num = int64_t{in} - 1 - offset;
+  const int64_t end = last_num < 0 ? 0 : last_num / s + 1;
+  ValidRange r;
+  r.begin = static_cast<uint32_t>(std::min<int64_t>(first, out));
+  r.end = static_cast<uint32_t>(std::clamp<int64_t>(end, r.begin, out));
+  return r;
+}
+
+}  // namespace
+
+uint32_t ConvOutSize(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t dilation) {
+  if (stride == 0 || kernel == 0) return 0;
+  const int64_t span = int64_t{dilation} * (int64_t{kernel} - 1) + 1;
+  const int64_t padded = int64_t{in} + 2 * int64_t{pad};
+  if (padded < span) return 0;
+  const int64_t out = (padded - span) / stride + 1;
+  return out > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(out);
+}
+
+uint32_t PoolOutSize(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad) {
+  return ConvOutSize(in, kernel, stride, pad, 1);
+}
+
+void Conv2d(const Conv2dParams& p, int batch, const float* in, const float* weight,
+            const float* bias, float* out) {
+  const uint32_t oh = p.out_h(), ow = p.out_w();
+  const size_t in_plane = size_t{p.in_h} * p.in_w;
+  const size_t out_plane = size_t{oh} * ow;
+  const size_t taps = size_t{p.kernel_h} * p.kernel_w;
+  for (int b = 0; b < batch; ++b) {
+    for (uint32_t oc = 0; oc < p.out_c; ++oc) {
+      float* o = out + (size_t(b) * p.out_c + oc) * out_plane;
+      std::fill(o, o + out_plane, bias != nullptr ? bias[oc] : 0.0f);
+      for (uint32_t ic = 0; ic < p.in_c; ++ic) {
+        const float* x = in + (size_t(b) * p.in_c + ic) * in_plane;
+        const float* wk = weight + (size_t{oc} * p.in_c + ic) * taps;
+        for (uint32_t ky = 0; ky < p.kernel_h; ++ky) {
+          const int64_t off_h = int64_t{ky} * p.dilation_h - p.pad_h;
+          const ValidRange rows = Valid(off_h, p.stride_h, p.in_h, oh);
+          for (uint32_t kx = 0; kx < p.kernel_w; ++kx) {
+            const float wv = wk[size_t{ky} * p.kernel_w + kx];
+            const int64_t off_w = int64_t{kx} * p.dilation_w - p.pad_w;
+            const ValidRange cols = Valid(off_w, p.stride_w, p.in_w, ow);
+            const uint32_t n = cols.end - cols.begin;
+            if (n == 0) continue;
+            for (uint32_t oy = rows.begin; oy < rows.end; ++oy) {
+              const int64_t iy = int64_t{oy} * p.stride_h + off_h;
+              const float* xr = x + (iy * p.in_w + int64_t{cols.begin} * p.stride_w + off_w);
+              float* orow = o + size_t{oy} * ow + cols.begin;
+              if (p.stride_w == 1) {
+                // Contiguous in both arrays: the loop the compiler vectorises.
+                for (uint32_t i = 0; i < n; ++i) orow[i] += wv * xr[i];
+              } else {
+                const uint32_t s = p.stride_w;
+                for (uint32_t i = 0; i < n; ++i) orow[i] += wv * xr[size_t{i} * s];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+void MaxPool2d(const Pool2dParams& p, int batch, const float* in, float* out) {
+  const uint32_t oh = p.out_h(), ow = p.out_w();
+  const size_t in_plane = size_t{p.in_h} * p.in_w;
+  const size_t planes = size_t(batch) * p.c;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* x = in + pl * in_plane;
+    float* o = out + pl * size_t{oh} * ow;
+    for (uint32_t oy = 0; oy < oh; ++oy) {
+      const int64_t y0 = int64_t{oy} * p.stride_h - p.pad_h;
+      const int64_t ya = std::max<int64_t>(y0, 0);
+      const int64_t yb = std::min<int64_t>(y0 + p.kernel_h, p.in_h);
+      for (uint32_t ox = 0; ox < ow; ++ox) {
+        const int64_t x0 = int64_t{ox} * p.stride_w - p.pad_w;
+        const int64_t xa = std::max<int64_t>(x0, 0);
+        const int64_t xb = std::min<int64_t>(x0 + p.kernel_w, p.in_w);
+        // pad < kernel guarantees at least one real cell. Scan is row-major
+        // (frequency outer, time inner) and `>` is strict: the first maximum wins.
+        float m = x[ya * p.in_w + xa];
+        for (int64_t y = ya; y < yb; ++y) {
+          const float* row = x + y * p.in_w;
+          for (int64_t xx = xa; xx < xb; ++xx) {
+            if (row[xx] > m) m = row[xx];
+          }
+        }
+        o[size_t{oy} * ow + ox] = m;
+      }
+    }
+  }
+}
+
+void AvgPool2d(const Pool2dParams& p, int batch, const float* in, float* out) {
+  const uint32_t oh = p.out_h(), ow = p.out_w();
+  const size_t in_plane = size_t{p.in_h} * p.in_w;
+  const size_t planes = size_t(batch) * p.c;
+  const float full = static_cast<float>(p.kernel_h) * static_cast<float>(p.kernel_w);
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* x = in + pl * in_plane;
+    float* o = out + pl * size_t{oh} * ow;
+    for (uint32_t oy = 0; oy < oh; ++oy) {
+      const int64_t y0 = int64_t{oy} * p.stride_h - p.pad_h;
+      const int64_t ya = std::max<int64_t>(y0, 0);
+      const int64_t yb = std::min<int64_t>(y0 + p.kernel_h, p.in_h);
+      for (uint32_t ox = 0; ox < ow; ++ox) {
+        const int64_t x0 = int64_t{ox} * p.stride_w - p.pad_w;
+        const int64_t xa = std::max<int64_t>(x0, 0);
+        const int64_t xb = std::min<int64_t>(x0 + p.kernel_w, p.in_w);
+        float sum = 0.0f;
+        for (int64_t y = ya; y < yb; ++y) {
+          const float* row = x + y * p.in_w;
+          for (int64_t xx = xa; xx < xb; ++xx) sum += row[xx];
+        }
+        const float count =
+            p.count_include_pad ? full : static_cast<float>((yb - ya) * (xb - xa));
+        o[size_t{oy} * ow + ox] = sum / count;
+      }
+    }
+  }
+}
+
+void GlobalAvgPool(uint32_t c, uint32_t hw, int batch, const float* in, float* out) {
+  const size_t planes = size_t(batch) * c;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* x = in + pl * hw;
+    // Double accumulator: a 40 x 100 plane summed in float loses ~3 digits.
+    double sum = 0.0;
+    for (uint32_t i = 0; i < hw; ++i) sum += x[i];
+    out[pl] = static_cast<float>(sum / hw);
+  }
+}
+
+void GlobalMaxPool(uint32_t c, uint32_t hw, int batch, const float* in, float* out) {
+  const size_t planes = size_t(batch) * c;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* x = in + pl * hw;
+    float m = x[0];
+    for (uint32_t i = 1; i < hw; ++i) {
+      if (x[i] > m) m = x[i];
+    }
+    out[pl] = m;
+  }
+}
+
+void Dense(uint32_t in_f, uint32_t out_f, int batch, const float* in, const float* weight,
+           const float* bias, float* out) {
+  // Eight independent partial sums: without -ffast-math the compiler may not
+  // reorder one float sum, but it does vectorise eight lanes written this way.
+  constexpr uint32_t kLanes = 8;
+  const uint32_t main = in_f - in_f % kLanes;
+  for (int b = 0; b < batch; ++b) {
+    const float* x = in + size_t(b) * in_f;
+    for (uint32_t o = 0; o < out_f; ++o) {
+      const float* w = weight + size_t{o} * in_f;
+      float acc[kLanes] = {};
+      for (uint32_t i = 0; i < main; i += kLanes) {
+        for (uint32_t l = 0; l < kLanes; ++l) acc[l] += w[i + l] * x[i + l];
+      }
+      float sum = 0.0f;
+      for (uint32_t i = main; i < in_f; ++i) sum += w[i] * x[i];
+      for (uint32_t l = 0; l < kLanes; ++l) sum += acc[l];
+      out[size_t(b) * out_f + o] = sum + (bias != nullptr ? bias[o] : 0.0f);
+    }
+  }
+}
+
+void Relu(size_t n, float* x) {
+  for (size_t i = 0; i < n; ++i) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+void ChannelAffine(uint32_t c, uint32_t hw, int batch, const float* scale, const float* shift,
+                   float* x) {
+  for (int b = 0; b < batch; ++b) {
+    for (uint32_t ch = 0; ch < c; ++ch) {
+      float* p = x + (size_t(b) * c + ch) * hw;
+      const float s = scale[ch], t = shift[ch];
+      for (uint32_t i = 0; i < hw; ++i) p[i] = p[i] * s + t;
+    }
+  }
+}
+
+void Softmax(size_t n, float* x) {
+  if (n == 0) return;
+  const float m = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (size_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace wavepool::nn

@@ -1,0 +1,265 @@
+#include "nn/model.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "nn/kernels.h"
+#include "nn/spec_internal.h"
+#include "util/status_macros.h"
+
+namespace wavepool::nn {
+
+using internal::OpKind;
+using internal::WeightSlot;
+
+// One compiled layer. Batch-norm folded into the conv/dense before it leaves no
+// Op; dropout and flatten leave none either (identity on NCHW memory).
+struct Model::Op {
+  enum class Kind { kConv, kMaxPool, kAvgPool, kGlobalAvg, kGlobalMax, kDense, kRelu, kAffine, kSoftmax };
+  Kind kind = Kind::kRelu;
+  std::string name;
+  Shape in, out;
+  Conv2dParams conv;
+  Pool2dParams pool;
+  std::vector<float> weight, bias;  // conv / dense (bias empty when absent)
+  std::vector<float> scale, shift;  // kAffine
+  // Reads and writes the same buffer.
+  bool in_place() const { return kind == Kind::kRelu || kind == Kind::kAffine || kind == Kind::kSoftmax; }
+};
+
+namespace {
+
+std::string ShapeString(const std::vector<int64_t>& s) { return absl::StrCat("[", absl::StrJoin(s, ", "), "]"); }
+
+// Checks one weight's presence, shape, size and values.
+absl::Status CheckWeight(const ModelSpec& spec, const WeightSlot& slot, const Shape& layer_in,
+                         const TensorMap& weights) {
+  const auto& layer = spec.layers(static_cast<int>(slot.layer));
+  const std::string label = internal::LayerLabel(layer);
+  auto it = weights.find(slot.name);
+  if (it == weights.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(label, ": tensor '", slot.name, "' ",
+                                                   ShapeString(slot.shape), " is missing"));
+  }
+  const Tensor& t = it->second;
+  if (t.shape != slot.shape) {
+    std::string why;
+    if (layer.op_case() == ::wavepool::v1::LayerSpec::kDense && slot.role == WeightSlot::Role::kWeight) {
+      why = absl::StrCat(" (its input ", layer_in.ToString(), " flattens to ", layer_in.size(),
+                         " features)");
+    }
+    return absl::InvalidArgumentError(absl::StrCat(label, ": tensor '", slot.name, "' has shape ",
+                                                   ShapeString(t.shape), " but the spec needs ",
+                                                   ShapeString(slot.shape), why));
+  }
+  size_t count = 1;
+  for (int64_t d : t.shape) count *= static_cast<size_t>(d);
+  if (t.data.size() != count) {
+    return absl::InvalidArgumentError(absl::StrCat(label, ": tensor '", slot.name, "' holds ",
+                                                   t.data.size(), " values but its shape ",
+                                                   ShapeString(t.shape), " needs ", count));
+  }
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    if (!std::isfinite(t.data[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(label, ": tensor '", slot.name, "' value ", i,
+                                                     " is ", t.data[i], "; weights must be finite"));
+    }
+    if (slot.role == WeightSlot::Role::kBnVar && t.data[i] < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(label, ": tensor '", slot.name, "' value ", i,
+                                                     " is ", t.data[i], "; a variance is >= 0"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+const std::vector<float>& Data(const TensorMap& w, const std::string& name) { return w.at(name).data; }
+
+// Batch-norm at inference as y = x * scale + shift, in double:
+// scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
+void BatchNormAffine(const TensorMap& w, const std::string& n, float eps, std::vector<double>* scale,
+                     std::vector<double>* shift) {
+  const auto& gamma = Data(w, n + ".weight");
+  const auto& beta = Data(w, n + ".bias");
+  const auto& mean = Data(w, n + ".running_mean");
+  const auto& var = Data(w, n + ".running_var");
+  scale->resize(gamma.size());
+  shift->resize(gamma.size());
+  for (size_t c = 0; c < gamma.size(); ++c) {
+    (*scale)[c] = gamma[c] / std::sqrt(double{var[c]} + eps);
+    (*shift)[c] = beta[c] - mean[c] * (*scale)[c];
+  }
+}
+
+}  // namespace
+
+Model::Model() = default;
+Model::~Model() = default;
+
+absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const TensorMap& weights) {
+  ASSIGN_OR_RETURN(std::vector<Shape> shapes, ValidateSpec(spec));
+  ASSIGN_OR_RETURN(Shape input, InputShape(spec));
+  const std::vector<WeightSlot> slots = internal::WeightSlots(spec, input, shapes);
+  for (const WeightSlot& slot : slots) {
+    const Shape& layer_in = slot.layer == 0 ? input : shapes[slot.layer - 1];
+    RETURN_IF_ERROR(CheckWeight(spec, slot, layer_in, weights));
+  }
+  if (weights.size() > slots.size()) {
+    std::vector<std::string> extra;
+    for (const auto& [name, t] : weights) {
+      if (std::none_of(slots.begin(), slots.end(), [&](const WeightSlot& s) { return s.name == name; })) {
+        extra.push_back("'" + name + "'");
+      }
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the weights hold ", extra.size(), " tensor(s) no layer of the spec uses: ",
+        absl::StrJoin(extra.begin(), extra.begin() + std::min<size_t>(extra.size(), 5), ", "),
+        extra.size() > 5 ? ", ..." : "", " (wrong spec for these weights?)"));
+  }
+
+  std::shared_ptr<Model> m(new Model());
+  m->input_shape_ = input;
+  m->max_activation_ = input.size();
+  Shape in = input;
+  OpKind prev = OpKind::kRelu;  // kind of the directly preceding spec layer
+  for (int i = 0; i < spec.layers_size(); ++i) {
+    const auto& layer = spec.layers(i);
+    ASSIGN_OR_RETURN(internal::LayerParams p, internal::Resolve(layer));
+    const Shape out = shapes[static_cast<size_t>(i)];
+    const std::string& n = layer.name();
+    auto op = std::make_unique<Op>();
+    op->name = n;
+    op->in = in;
+    op->out = out;
+    switch (p.kind) {
+      case OpKind::kConv:
+        op->kind = Op::Kind::kConv;
+        op->conv = {in.c, in.h, in.w, out.c, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w,
+                    p.pad_h,  p.pad_w, p.dilation_h, p.dilation_w};
+        op->weight = Data(weights, n + ".weight");
+        if (p.bias) op->bias = Data(weights, n + ".bias");
+        break;
+      case OpKind::kDense:
+        op->kind = Op::Kind::kDense;
+        op->weight = Data(weights, n + ".weight");
+        if (p.bias) op->bias = Data(weights, n + ".bias");
+        break;
+      case OpKind::kMaxPool:
+      case OpKind::kAvgPool:
+        op->kind = p.kind == OpKind::kMaxPool ? Op::Kind::kMaxPool : Op::Kind::kAvgPool;
+        op->pool = {in.c, in.h, in.w, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w,
+                    p.pad_h, p.pad_w, p.count_include_pad};
+        break;
+      case OpKind::kGlobalAvgPool: op->kind = Op::Kind::kGlobalAvg; break;
+      case OpKind::kGlobalMaxPool: op->kind = Op::Kind::kGlobalMax; break;
+      case OpKind::kRelu: op->kind = Op::Kind::kRelu; break;
+      case OpKind::kSoftmax: op->kind = Op::Kind::kSoftmax; break;
+      case OpKind::kBatchNorm: {
+        std::vector<double> scale, shift;
+        BatchNormAffine(weights, n, p.epsilon, &scale, &shift);
+        if (prev == OpKind::kConv || prev == OpKind::kDense) {
+          // Fold into the layer before: W' = W * scale[o], b' = b * scale[o] + shift[o].
+          Op& target = *m->ops_.back();
+          const size_t per_out = target.weight.size() / scale.size();
+          if (target.bias.empty()) target.bias.assign(scale.size(), 0.0f);
+          for (size_t o = 0; o < scale.size(); ++o) {
+            for (size_t k = 0; k < per_out; ++k) {
+              float& w = target.weight[o * per_out + k];
+              w = static_cast<float>(w * scale[o]);
+            }
+            target.bias[o] = static_cast<float>(target.bias[o] * scale[o] + shift[o]);
+          }
+          op.reset();
+        } else {
+          op->kind = Op::Kind::kAffine;
+          op->scale.assign(scale.begin(), scale.end());
+          op->shift.assign(shift.begin(), shift.end());
+        }
+        break;
+      }
+      case OpKind::kDropout:
+      case OpKind::kFlatten:
+        op.reset();
+        break;
+    }
+    if (op != nullptr) {
+      m->max_activation_ = std::max(m->max_activation_, out.size());
+      m->ops_.push_back(std::move(op));
+    }
+    prev = p.kind;
+    in = out;
+  }
+  m->output_size_ = in.size();
+  m->outputs_probabilities_ = spec.layers(spec.layers_size() - 1).has_softmax();
+  m->spec_ = std::move(spec);
+  return std::shared_ptr<const Model>(std::move(m));
+}
+
+absl::StatusOr<std::shared_ptr<const Model>> Model::Load(
+    const std::string& dir, std::span<const ::wavepool::v1::PoolOverride> overrides) {
+  ASSIGN_OR_RETURN(ModelSpec spec, ReadSpecFile(dir + "/spec.json"));
+  RETURN_IF_ERROR(ApplyPoolOverrides(overrides, &spec));
+  ASSIGN_OR_RETURN(Safetensors st, ReadSafetensors(dir + "/weights.safetensors"));
+  auto model = Create(std::move(spec), st.tensors);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat(dir, ": ", model.status().message()));
+  }
+  return model;
+}
+
+void Model::Run(const float* input, int batch, float* output, Workspace& ws) const {
+  assert(batch >= 0 && batch <= ws.max_batch_);
+  assert(ws.a_.size() >= static_cast<size_t>(batch) * max_activation_);
+  if (batch <= 0) return;
+  float* bufs[2] = {ws.a_.data(), ws.b_.data()};
+  int cur = -1;  // buffer holding the current activation; -1: the caller's input
+  const auto src = [&]() -> const float* { return cur < 0 ? input : bufs[cur]; };
+  for (const auto& op_ptr : ops_) {
+    const Op& op = *op_ptr;
+    if (op.in_place()) {
+      if (cur < 0) {
+        std::memcpy(bufs[0], input, sizeof(float) * batch * op.in.size());
+        cur = 0;
+      }
+      float* x = bufs[cur];
+      switch (op.kind) {
+        case Op::Kind::kRelu: Relu(static_cast<size_t>(batch) * op.in.size(), x); break;
+        case Op::Kind::kAffine:
+          ChannelAffine(op.in.c, op.in.h * op.in.w, batch, op.scale.data(), op.shift.data(), x);
+          break;
+        default:
+          for (int b = 0; b < batch; ++b) Softmax(op.in.c, x + static_cast<size_t>(b) * op.in.c);
+          break;
+      }
+      continue;
+    }
+    const int dst_index = cur == 0 ? 1 : 0;
+    float* dst = bufs[dst_index];
+    const float* bias = op.bias.empty() ? nullptr : op.bias.data();
+    switch (op.kind) {
+      case Op::Kind::kConv: Conv2d(op.conv, batch, src(), op.weight.data(), bias, dst); break;
+      case Op::Kind::kDense:
+        Dense(static_cast<uint32_t>(op.in.size()), op.out.c, batch, src(), op.weight.data(), bias, dst);
+        break;
+      case Op::Kind::kMaxPool: MaxPool2d(op.pool, batch, src(), dst); break;
+      case Op::Kind::kAvgPool: AvgPool2d(op.pool, batch, src(), dst); break;
+      case Op::Kind::kGlobalAvg: GlobalAvgPool(op.in.c, op.in.h * op.in.w, batch, src(), dst); break;
+      case Op::Kind::kGlobalMax: GlobalMaxPool(op.in.c, op.in.h * op.in.w, batch, src(), dst); break;
+      default: break;
+    }
+    cur = dst_index;
+  }
+  std::memcpy(output, src(), sizeof(float) * batch * output_size_);
+}
+
+Workspace::Workspace(const Model& model, int max_batch)
+    : max_batch_(std::max(max_batch, 1)),
+      a_(static_cast<size_t>(max_batch_) * model.max_activation_),
+      b_(static_cast<size_t>(max_batch_) * model.max_activation_) {}
+
+}  // namespace wavepool::nn

@@ -1,0 +1,203 @@
+#include "nn/spec_internal.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "nn/kernels.h"
+
+namespace wavepool::nn::internal {
+namespace {
+
+using ::wavepool::v1::LayerSpec;
+
+uint32_t OneIfZero(uint32_t v) { return v == 0 ? 1 : v; }
+
+LayerParams FromConv2d(const ::wavepool::v1::Conv2dSpec& c) {
+  LayerParams p;
+  p.kind = OpKind::kConv;
+  p.out_channels = c.out_channels();
+  p.kernel_h = c.kernel_freq();
+  p.kernel_w = c.kernel_time();
+  p.stride_h = OneIfZero(c.stride_freq());
+  p.stride_w = OneIfZero(c.stride_time());
+  p.pad_h = c.pad_freq();
+  p.pad_w = c.pad_time();
+  p.dilation_h = OneIfZero(c.dilation_freq());
+  p.dilation_w = OneIfZero(c.dilation_time());
+  p.bias = !c.no_bias();
+  return p;
+}
+
+LayerParams FromConv1d(const ::wavepool::v1::Conv1dSpec& c) {
+  LayerParams p;
+  p.kind = OpKind::kConv;
+  p.one_d = true;
+  p.out_channels = c.out_channels();
+  p.kernel_w = c.kernel();
+  p.stride_w = OneIfZero(c.stride());
+  p.pad_w = c.padding();
+  p.dilation_w = OneIfZero(c.dilation());
+  p.bias = !c.no_bias();
+  return p;
+}
+
+LayerParams FromPool2d(OpKind kind, const ::wavepool::v1::Pool2dSpec& s) {
+  LayerParams p;
+  p.kind = kind;
+  p.kernel_h = s.kernel_freq();
+  p.kernel_w = s.kernel_time();
+  // Stride 0 means "non-overlapping": the kernel size.
+  p.stride_h = s.stride_freq() == 0 ? s.kernel_freq() : s.stride_freq();
+  p.stride_w = s.stride_time() == 0 ? s.kernel_time() : s.stride_time();
+  p.pad_h = s.pad_freq();
+  p.pad_w = s.pad_time();
+  p.count_include_pad = s.count_include_pad();
+  return p;
+}
+
+LayerParams FromPool1d(OpKind kind, const ::wavepool::v1::Pool1dSpec& s) {
+  LayerParams p;
+  p.kind = kind;
+  p.one_d = true;
+  p.kernel_w = s.kernel();
+  p.stride_w = s.stride() == 0 ? s.kernel() : s.stride();
+  p.pad_w = s.padding();
+  p.count_include_pad = s.count_include_pad();
+  return p;
+}
+
+LayerParams Simple(OpKind kind) {
+  LayerParams p;
+  p.kind = kind;
+  return p;
+}
+
+}  // namespace
+
+const char* OpName(const LayerSpec& layer) {
+  switch (layer.op_case()) {
+    case LayerSpec::kConv1D: return "conv1d";
+    case LayerSpec::kConv2D: return "conv2d";
+    case LayerSpec::kMaxPool1D: return "max_pool1d";
+    case LayerSpec::kAvgPool1D: return "avg_pool1d";
+    case LayerSpec::kMaxPool2D: return "max_pool2d";
+    case LayerSpec::kAvgPool2D: return "avg_pool2d";
+    case LayerSpec::kGlobalAvgPool: return "global_avg_pool";
+    case LayerSpec::kGlobalMaxPool: return "global_max_pool";
+    case LayerSpec::kDense: return "dense";
+    case LayerSpec::kRelu: return "relu";
+    case LayerSpec::kBatchNorm: return "batch_norm";
+    case LayerSpec::kDropout: return "dropout";
+    case LayerSpec::kFlatten: return "flatten";
+    case LayerSpec::kSoftmax: return "softmax";
+    case LayerSpec::OP_NOT_SET: break;
+  }
+  return "(no op)";
+}
+
+std::string LayerLabel(const LayerSpec& layer) {
+  return absl::StrCat("layer '", layer.name(), "' (", OpName(layer), ")");
+}
+
+absl::StatusOr<LayerParams> Resolve(const LayerSpec& layer) {
+  switch (layer.op_case()) {
+    case LayerSpec::kConv1D: return FromConv1d(layer.conv1d());
+    case LayerSpec::kConv2D: return FromConv2d(layer.conv2d());
+    case LayerSpec::kMaxPool1D: return FromPool1d(OpKind::kMaxPool, layer.max_pool1d());
+    case LayerSpec::kAvgPool1D: return FromPool1d(OpKind::kAvgPool, layer.avg_pool1d());
+    case LayerSpec::kMaxPool2D: return FromPool2d(OpKind::kMaxPool, layer.max_pool2d());
+    case LayerSpec::kAvgPool2D: return FromPool2d(OpKind::kAvgPool, layer.avg_pool2d());
+    case LayerSpec::kGlobalAvgPool: return Simple(OpKind::kGlobalAvgPool);
+    case LayerSpec::kGlobalMaxPool: return Simple(OpKind::kGlobalMaxPool);
+    case LayerSpec::kDense: {
+      LayerParams p = Simple(OpKind::kDense);
+      p.out_channels = layer.dense().out_features();
+      p.bias = !layer.dense().no_bias();
+      return p;
+    }
+    case LayerSpec::kRelu: return Simple(OpKind::kRelu);
+    case LayerSpec::kBatchNorm: {
+      LayerParams p = Simple(OpKind::kBatchNorm);
+      if (layer.batch_norm().epsilon() != 0) p.epsilon = layer.batch_norm().epsilon();
+      return p;
+    }
+    case LayerSpec::kDropout: return Simple(OpKind::kDropout);
+    case LayerSpec::kFlatten: return Simple(OpKind::kFlatten);
+    case LayerSpec::kSoftmax: return Simple(OpKind::kSoftmax);
+    case LayerSpec::OP_NOT_SET: break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "layer '", layer.name(), "' has no op; set exactly one of conv1d, conv2d, max_pool1d, "
+      "avg_pool1d, max_pool2d, avg_pool2d, global_avg_pool, global_max_pool, dense, relu, "
+      "batch_norm, dropout, flatten, softmax"));
+}
+
+Shape OutputShape(const LayerParams& p, const Shape& in) {
+  switch (p.kind) {
+    case OpKind::kConv:
+      return {p.out_channels, ConvOutSize(in.h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h),
+              ConvOutSize(in.w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)};
+    case OpKind::kMaxPool:
+    case OpKind::kAvgPool:
+      return {in.c, PoolOutSize(in.h, p.kernel_h, p.stride_h, p.pad_h),
+              PoolOutSize(in.w, p.kernel_w, p.stride_w, p.pad_w)};
+    case OpKind::kGlobalAvgPool:
+    case OpKind::kGlobalMaxPool:
+      return {in.c, 1, 1};
+    case OpKind::kDense:
+      return {p.out_channels, 1, 1};
+    case OpKind::kFlatten:
+      // Same memory (NCHW flattens row-major); the shape says what a dense sees.
+      return {static_cast<uint32_t>(in.size()), 1, 1};
+    case OpKind::kRelu:
+    case OpKind::kBatchNorm:
+    case OpKind::kDropout:
+    case OpKind::kSoftmax:
+      break;
+  }
+  return in;
+}
+
+std::vector<WeightSlot> WeightSlots(const ::wavepool::v1::ModelSpec& spec, const Shape& input,
+                                    const std::vector<Shape>& outputs) {
+  std::vector<WeightSlot> slots;
+  Shape in = input;
+  for (size_t i = 0; i < static_cast<size_t>(spec.layers_size()) && i < outputs.size(); ++i) {
+    const LayerSpec& layer = spec.layers(static_cast<int>(i));
+    auto p = Resolve(layer);
+    if (!p.ok()) break;
+    const std::string& n = layer.name();
+    const int64_t out_c = outputs[i].c;
+    switch (p->kind) {
+      case OpKind::kConv: {
+        WeightSlot w{n + ".weight", {out_c, in.c}, WeightSlot::Role::kWeight, i,
+                     uint64_t{in.c} * p->kernel_h * p->kernel_w};
+        if (!p->one_d) w.shape.push_back(p->kernel_h);
+        w.shape.push_back(p->kernel_w);
+        slots.push_back(std::move(w));
+        if (p->bias) slots.push_back({n + ".bias", {out_c}, WeightSlot::Role::kBias, i, 0});
+        break;
+      }
+      case OpKind::kDense: {
+        const auto in_f = static_cast<int64_t>(in.size());
+        slots.push_back({n + ".weight", {out_c, in_f}, WeightSlot::Role::kWeight, i,
+                         static_cast<uint64_t>(in_f)});
+        if (p->bias) slots.push_back({n + ".bias", {out_c}, WeightSlot::Role::kBias, i, 0});
+        break;
+      }
+      case OpKind::kBatchNorm: {
+        const int64_t c = in.c;
+        slots.push_back({n + ".weight", {c}, WeightSlot::Role::kBnWeight, i, 0});
+        slots.push_back({n + ".bias", {c}, WeightSlot::Role::kBnBias, i, 0});
+        slots.push_back({n + ".running_mean", {c}, WeightSlot::Role::kBnMean, i, 0});
+        slots.push_back({n + ".running_var", {c}, WeightSlot::Role::kBnVar, i, 0});
+        break;
+      }
+      default:
+        break;
+    }
+    in = outputs[i];
+  }
+  return slots;
+}
+
+}  // namespace wavepool::nn::internal
