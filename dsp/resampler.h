@@ -10,6 +10,10 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 
+// libsoxr's handle (soxr_t is `struct soxr*`), declared at global scope: an
+// elaborated `struct soxr*` inside the namespace would name a different type.
+struct soxr;
+
 namespace wavepool::dsp {
 
 // Mono. Input is fed to soxr in fixed blocks of block_size() samples whatever
@@ -40,7 +44,7 @@ class Resampler {
 
   double in_rate_;
   double out_rate_;
-  struct soxr* soxr_ = nullptr;
+  ::soxr* soxr_ = nullptr;
   std::vector<float> block_;
   size_t block_fill_ = 0;
   std::vector<float> out_;
