@@ -7,15 +7,18 @@
 # Builds the base image and the server image, runs the server in a container,
 # then checks: the gRPC health check turns SERVING (inside the container and
 # through the published port), the baked-in HEALTHCHECK passes, `wavepool
-# models` lists the shipped models, `wavepool stream` of a WAV from tests/data
-# returns window lines, the server runs as uid 10001, and `podman stop`
-# (SIGTERM) ends it with exit code 0. The container is removed on every exit.
+# models` lists the models (those in models/; while models/ is empty, one made
+# from specs/untrained-digits.json and mounted over /models), `wavepool stream`
+# of a WAV from tests/data returns one window line per window, the server runs
+# as uid 10001, and `podman stop` (SIGTERM) ends it with exit code 0. The container is removed on every exit.
 #
 # Environment (all optional):
 #   WAVEPOOL_TEST_IMAGE       image tag to build and run (default localhost/wavepool:test)
 #   WAVEPOOL_TEST_SKIP_BUILD  1: run an already-built image, skip both builds
-#   WAVEPOOL_TEST_WAV         WAV file to stream (default: first tests/data/*.wav)
-#   WAVEPOOL_TEST_MODEL       model to stream with (default: the first one `wavepool models` lists)
+#   WAVEPOOL_TEST_WAV         WAV file to stream (default tests/data/demo_digits.wav)
+#   WAVEPOOL_TEST_SPEC        spec for the model made while models/ is empty
+#                             (default specs/untrained-digits.json)
+#   WAVEPOOL_TEST_MODEL       model to stream with (default: the first expected model)
 #   WAVEPOOL_TEST_NOFILE      open-file limit for the container (default 65536,
 #                             lowered to this shell's hard limit when that is smaller)
 #   WAVEPOOL_TEST_LOG_DIR     where build and run logs go (default a temp dir, printed)
@@ -91,10 +94,34 @@ step "image metadata"
 podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE" | grep -q 'wavepool' ||
   fail "image has no HEALTHCHECK (built without --format docker?)"
 
+# The models the server must list: the repository's models/ baked into the
+# image, or, while models/ is empty, one made from a spec by the image's own
+# `wavepool init-model` and mounted over /models (the documented -v path).
+expected_models=()
+for d in models/*/; do [ -d "$d" ] && expected_models+=("$(basename "$d")"); done
+MODEL_MOUNT=()
+if [ ${#expected_models[@]} -eq 0 ]; then
+  spec=${WAVEPOOL_TEST_SPEC:-specs/untrained-digits.json}
+  [ -f "$spec" ] || fail "models/ is empty and there is no spec $spec to make a model from"
+  spec_name=$(sed -n 's/^  "name": *"\([^"]*\)".*/\1/p' "$spec" | head -n 1)
+  [ -n "$spec_name" ] || fail "cannot read the model name from $spec"
+  step "models/ is empty: init-model $spec into $LOG_DIR/models, mounted over /models"
+  mkdir -p "$LOG_DIR/models"
+  podman run --rm "${RUN_FLAGS[@]}" --no-healthcheck --user 0 --entrypoint wavepool \
+      -v "$PWD/$spec:/spec.json:ro" -v "$LOG_DIR/models:/out" "$IMAGE" \
+      init-model --spec /spec.json --seed 1 --out "/out/$spec_name/1" ||
+    fail "wavepool init-model in the image failed"
+  chmod -R a+rX "$LOG_DIR/models"
+  expected_models=("$spec_name")
+  MODEL_MOUNT=(-v "$LOG_DIR/models:/models:ro")
+fi
+
 step "podman run -d $IMAGE"
 # Host port 0 = podman picks a free one, so parallel runs never collide.
-podman run -d --name "$NAME" "${RUN_FLAGS[@]}" -p 127.0.0.1::50051 "$IMAGE" >/dev/null ||
-  fail "podman run failed"
+# Without systemd, podman logs errors about health-check timers on stderr; they
+# are harmless (the test runs the check itself), so stderr goes to run.log.
+podman run -d --name "$NAME" "${RUN_FLAGS[@]}" "${MODEL_MOUNT[@]}" -p 127.0.0.1::50051 "$IMAGE" \
+    >/dev/null 2>"$LOG_DIR/run.log" || { cat "$LOG_DIR/run.log" >&2; fail "podman run failed"; }
 host_addr=$(podman port "$NAME" 50051) || fail "no published port for 50051"
 echo "gRPC published at $host_addr"
 
@@ -108,12 +135,14 @@ until podman exec "$NAME" wavepool health --server 127.0.0.1:50051 >"$LOG_DIR/he
   sleep 1
 done
 echo "SERVING after $((SECONDS - deadline + READY_TIMEOUT_S)) s"
+podman logs "$NAME" 2>&1 | grep -m1 'wavepool-server ready on' ||
+  fail "SERVING, but the server's ready line is not in the container log (stdout not flushed?)"
 
 step "HEALTHCHECK baked into the image"
 podman healthcheck run "$NAME" >/dev/null || fail "podman healthcheck run reported unhealthy"
 
 step "health through the published port, from a second container"
-podman run --rm "${RUN_FLAGS[@]}" --network host --entrypoint wavepool "$IMAGE" \
+podman run --rm "${RUN_FLAGS[@]}" --no-healthcheck --network host --entrypoint wavepool "$IMAGE" \
   health --server "$host_addr" >"$LOG_DIR/health-host.log" 2>&1 ||
   fail "health via $host_addr failed: $(tail -n 3 "$LOG_DIR/health-host.log")"
 
@@ -122,29 +151,36 @@ step "server runs as uid 10001"
 pid1_uid=$(in_container grep '^Uid:' /proc/1/status | awk '{print $2}')
 [ "$pid1_uid" = 10001 ] || fail "the server process (pid 1) runs as uid $pid1_uid, not 10001"
 
+step "runtime image carries no build tools"
+tools=$(podman exec "$NAME" sh -c 'command -v c++ cc cmake protoc ninja' || true)
+[ -z "$tools" ] || fail "build tools in the runtime image: $tools"
+
 step "wavepool models"
 models_out=$(in_container wavepool models --server 127.0.0.1:50051)
 printf '%s\n' "$models_out" | tee "$LOG_DIR/models.log"
-shipped=()
-for d in models/*/; do [ -d "$d" ] && shipped+=("$(basename "$d")"); done
-[ ${#shipped[@]} -gt 0 ] || fail "the repository ships no models under models/"
-for m in "${shipped[@]}"; do
-  grep -qw -- "$m" <<<"$models_out" || fail "'wavepool models' does not list the shipped model $m"
+for m in "${expected_models[@]}"; do
+  grep -qw -- "$m" <<<"$models_out" || fail "'wavepool models' does not list the model $m"
 done
 
 step "wavepool stream of a WAV from tests/data"
-wav=${WAVEPOOL_TEST_WAV:-$(find tests/data -name '*.wav' -type f | sort | head -n 1)}
+wav=${WAVEPOOL_TEST_WAV:-tests/data/demo_digits.wav}
+[ -f "$wav" ] || wav=$(find tests/data -name '*.wav' -type f | sort | head -n 1)
 [ -n "$wav" ] && [ -f "$wav" ] || fail "no WAV under tests/data (set WAVEPOOL_TEST_WAV)"
 podman cp "$wav" "$NAME:/tmp/input.wav" || fail "podman cp $wav failed"
-model=${WAVEPOOL_TEST_MODEL:-${shipped[0]}}
-stream_out=$(in_container wavepool stream --server 127.0.0.1:50051 --model "$model" /tmp/input.wav)
+model=${WAVEPOOL_TEST_MODEL:-${expected_models[0]}}
+stream_out=$(in_container wavepool stream /tmp/input.wav --model "$model" --server 127.0.0.1:50051)
 printf '%s\n' "$stream_out" >"$LOG_DIR/stream.log"
-windows=$(grep -ciE '^ *window' <<<"$stream_out" || true)
-echo "$wav with model $model: $windows window lines"
+windows=$(grep -c '^window ' <<<"$stream_out" || true)
+summary=$(grep '^summary:' <<<"$stream_out" || true)
+echo "$wav with model $model: $windows window lines; $summary"
 [ "$windows" -gt 0 ] || { head -n 20 <<<"$stream_out" >&2; fail "'wavepool stream' printed no window lines"; }
+# Every complete window gets exactly one result: the summary's count must match.
+[ "$summary" != "${summary#summary: $windows windows,}" ] ||
+  fail "$windows window lines but the stream's summary says: ${summary:-(no summary)}"
 
 step "podman stop (SIGTERM) exits 0"
-podman stop -t 30 "$NAME" >/dev/null || fail "podman stop failed"
+podman stop -t 30 "$NAME" >/dev/null 2>>"$LOG_DIR/run.log" ||
+  { cat "$LOG_DIR/run.log" >&2; fail "podman stop failed"; }
 code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || fail "server exited with $code after SIGTERM (137 = did not stop within 30 s)"
 
