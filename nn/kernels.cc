@@ -170,17 +170,17 @@ void Dense(uint32_t in_f, uint32_t out_f, int batch, const float* in, const floa
   // Eight independent partial sums: without -ffast-math the compiler may not
   // reorder one float sum, but it does vectorise eight lanes written this way.
   constexpr uint32_t kLanes = 8;
-  const uint32_t main = in_f - in_f % kLanes;
+  const uint32_t head = in_f - in_f % kLanes;
   for (int b = 0; b < batch; ++b) {
     const float* x = in + size_t(b) * in_f;
     for (uint32_t o = 0; o < out_f; ++o) {
       const float* w = weight + size_t{o} * in_f;
       float acc[kLanes] = {};
-      for (uint32_t i = 0; i < main; i += kLanes) {
+      for (uint32_t i = 0; i < head; i += kLanes) {
         for (uint32_t l = 0; l < kLanes; ++l) acc[l] += w[i + l] * x[i + l];
       }
       float sum = 0.0f;
-      for (uint32_t i = main; i < in_f; ++i) sum += w[i] * x[i];
+      for (uint32_t i = head; i < in_f; ++i) sum += w[i] * x[i];
       for (uint32_t l = 0; l < kLanes; ++l) sum += acc[l];
       out[size_t(b) * out_f + o] = sum + (bias != nullptr ? bias[o] : 0.0f);
     }
