@@ -163,9 +163,12 @@ absl::StatusOr<ModelDescription> Describe(const ModelSpec& spec) {
     l->add_output_shape(out.c);
     l->add_output_shape(out.h);
     l->add_output_shape(out.w);
-    l->set_time_step_ms(t.jump * frame_hop / rate * 1000);
-    l->set_freq_step_bands(f.jump);
-    l->set_freq_step_hz(f.jump * hz_per_band);
+    // A step is between adjacent positions: an axis of one position reports 0.
+    const double t_jump = out.w > 1 ? t.jump : 0;
+    const double f_jump = out.h > 1 ? f.jump : 0;
+    l->set_time_step_ms(t_jump * frame_hop / rate * 1000);
+    l->set_freq_step_bands(f_jump);
+    l->set_freq_step_hz(f_jump * hz_per_band);
     l->set_receptive_field_ms(((t.rf - 1) * frame_hop + frame_length) / rate * 1000);
     l->set_receptive_field_bands(f.rf);
     // Hz span of rf consecutive bands (lower edge of the first to upper edge of
