@@ -41,7 +41,9 @@ struct Pool2dParams {
   uint32_t out_w() const { return PoolOutSize(in_w, kernel_w, stride_w, pad_w); }
 };
 
-// Padded cells never win a max.
+// Padded cells never win a max. Ties: the window is scanned row-major
+// (frequency outer, time inner) with a strict `>`, so the first maximum wins
+// (training's backward pass routes the gradient to that cell).
 void MaxPool2d(const Pool2dParams& p, int batch, const float* in, float* out);
 // Divides by kernel_h * kernel_w when count_include_pad, else by the number of
 // real cells in the window.

@@ -52,7 +52,9 @@ class Model {
   friend class Workspace;
 };
 
-// Preallocated activation buffers for one model and a maximum batch.
+// Preallocated activation buffers for one model and a maximum batch: two
+// ping-pong buffers of max_batch x the model's largest activation. Use it
+// only with the model it was made for; a max_batch below 1 is taken as 1.
 class Workspace {
  public:
   Workspace(const Model& model, int max_batch);

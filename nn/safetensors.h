@@ -33,6 +33,10 @@ struct Safetensors {
 absl::StatusOr<Safetensors> ParseSafetensors(std::string_view bytes);
 absl::StatusOr<Safetensors> ReadSafetensors(const std::string& path);
 
+// Keys sorted ("__metadata__" first when present), data contiguous in key
+// order, header padded with spaces to a multiple of 8, as the reference writer.
+// Serialize expects data.size() == product(shape) for every tensor; Write
+// checks it and returns INVALID_ARGUMENT naming the tensor.
 std::string SerializeSafetensors(const Safetensors& st);
 absl::Status WriteSafetensors(const std::string& path, const Safetensors& st);
 

@@ -1,6 +1,7 @@
 // Model specs: parsing, validation, shape inference, pooling overrides.
 #pragma once
 
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +37,8 @@ absl::StatusOr<std::vector<Shape>> ValidateSpec(const ModelSpec& spec);
 absl::StatusOr<std::map<std::string, std::vector<int64_t>>> ExpectedWeights(const ModelSpec& spec);
 
 // Applies overrides in order; errors name the layer or field that does not exist.
+// All or nothing: on an error *spec is unchanged. The result is not validated
+// (ValidateSpec reports e.g. a padding that is no longer < the kernel).
 absl::Status ApplyPoolOverrides(std::span<const ::wavepool::v1::PoolOverride> overrides,
                                 ModelSpec* spec);
 // Parses "layer.field=value" (the CLI form).
@@ -43,6 +46,9 @@ absl::StatusOr<::wavepool::v1::PoolOverride> ParsePoolOverride(std::string_view 
 
 // Seeded, documented initialisation (He-uniform for conv/dense weights, zero
 // biases, batch-norm identity) for a spec: the untrained starting point.
+// Identical on every platform: one std::mt19937_64(seed) draws every weight
+// in spec layer order, row-major, one draw x per value:
+// w = (2 (x >> 40) 2^-24 - 1) sqrt(6 / fan_in). See docs/nn.md.
 absl::StatusOr<TensorMap> InitWeights(const ModelSpec& spec, uint64_t seed);
 
 }  // namespace wavepool::nn
