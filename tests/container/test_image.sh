@@ -10,7 +10,8 @@
 # models` lists the models (those in models/; while models/ is empty, one made
 # from specs/untrained-digits.json and mounted over /models), `wavepool stream`
 # of a WAV from tests/data returns one window line per window, the server runs
-# as uid 10001, and `podman stop` (SIGTERM) ends it with exit code 0. The container is removed on every exit.
+# as uid 10001, and `podman stop` (SIGTERM) during a real-time stream lets the
+# stream finish with every window and ends the server with exit code 0. The container is removed on every exit.
 #
 # Environment (all optional):
 #   WAVEPOOL_TEST_IMAGE       image tag to build and run (default localhost/wavepool:test)
@@ -178,10 +179,32 @@ echo "$wav with model $model: $windows window lines; $summary"
 [ "$summary" != "${summary#summary: $windows windows,}" ] ||
   fail "$windows window lines but the stream's summary says: ${summary:-(no summary)}"
 
-step "podman stop (SIGTERM) exits 0"
+step "podman stop (SIGTERM) during a real-time stream: the stream completes, exit 0"
+# The client runs in a second container, outside the server's PID namespace,
+# so the server's exit cannot take the client down with it.
+podman run --rm "${RUN_FLAGS[@]}" --no-healthcheck --network host --entrypoint wavepool \
+    -v "$PWD/$wav:/input.wav:ro" "$IMAGE" \
+    stream /input.wav --model "$model" --server "$host_addr" --realtime \
+    >"$LOG_DIR/drain-stream.log" 2>&1 &
+client_pid=$!
+deadline=$((SECONDS + 30))
+until grep -q '^window ' "$LOG_DIR/drain-stream.log"; do
+  kill -0 "$client_pid" 2>/dev/null || fail "real-time stream ended before its first window: $(tail -n 3 "$LOG_DIR/drain-stream.log")"
+  [ "$SECONDS" -lt "$deadline" ] || fail "no window from the real-time stream within 30 s"
+  sleep 0.2
+done
+# -t 30: more than the server's 20 s drain budget; 137 would mean SIGKILL.
 podman stop -t 30 "$NAME" >/dev/null 2>>"$LOG_DIR/run.log" ||
   { cat "$LOG_DIR/run.log" >&2; fail "podman stop failed"; }
 code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || fail "server exited with $code after SIGTERM (137 = did not stop within 30 s)"
+client_rc=0
+wait "$client_pid" || client_rc=$?
+[ "$client_rc" = 0 ] || fail "the stream open during SIGTERM failed (rc $client_rc): $(tail -n 3 "$LOG_DIR/drain-stream.log")"
+drained=$(grep -c '^window ' "$LOG_DIR/drain-stream.log" || true)
+[ "$drained" = "$windows" ] ||
+  fail "the stream open during SIGTERM got $drained windows, the same file gave $windows before"
+podman logs "$NAME" 2>&1 | grep -q 'draining' || fail "the server log has no drain line after SIGTERM"
+echo "stream open during SIGTERM got all $drained windows; server exit code 0"
 
 echo "test_image: PASSED ($IMAGE)"
