@@ -92,8 +92,9 @@ podman image exists "$IMAGE" || fail "image $IMAGE does not exist"
 step "image metadata"
 [ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" = "10001:10001" ] ||
   fail "image USER is not 10001:10001"
-podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE" | grep -q 'wavepool' ||
-  fail "image has no HEALTHCHECK (built without --format docker?)"
+healthcheck=$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")
+[[ "$healthcheck" == *'"wavepool","health"'* ]] ||
+  fail "image has no HEALTHCHECK running wavepool health (built without --format docker?)"
 
 # The models the server must list: the repository's models/ baked into the
 # image, or, while models/ is empty, one made from a spec by the image's own
@@ -136,7 +137,10 @@ until podman exec "$NAME" wavepool health --server 127.0.0.1:50051 >"$LOG_DIR/he
   sleep 1
 done
 echo "SERVING after $((SECONDS - deadline + READY_TIMEOUT_S)) s"
-podman logs "$NAME" 2>&1 | grep -m1 'wavepool-server ready on' ||
+# Logs go to a file first: `podman logs | grep -q` fails under pipefail when
+# grep exits at the first match and podman logs gets SIGPIPE.
+podman logs "$NAME" >"$LOG_DIR/server.log" 2>&1
+grep -m1 'wavepool-server ready on' "$LOG_DIR/server.log" ||
   fail "SERVING, but the server's ready line is not in the container log (stdout not flushed?)"
 
 step "HEALTHCHECK baked into the image"
@@ -204,7 +208,8 @@ wait "$client_pid" || client_rc=$?
 drained=$(grep -c '^window ' "$LOG_DIR/drain-stream.log" || true)
 [ "$drained" = "$windows" ] ||
   fail "the stream open during SIGTERM got $drained windows, the same file gave $windows before"
-podman logs "$NAME" 2>&1 | grep -q 'draining' || fail "the server log has no drain line after SIGTERM"
+podman logs "$NAME" >"$LOG_DIR/server.log" 2>&1
+grep -q 'draining' "$LOG_DIR/server.log" || fail "the server log has no drain line after SIGTERM"
 echo "stream open during SIGTERM got all $drained windows; server exit code 0"
 
 echo "test_image: PASSED ($IMAGE)"
