@@ -1,6 +1,7 @@
 // Mel scale and filterbank against the formulas, recomputed here in double.
 #include <cmath>
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -87,6 +88,16 @@ TEST(MelScale, MatchesReferenceAndRoundTrips) {
 }
 
 class MelFilterbankTest : public ::testing::TestWithParam<MelOptions> {};
+
+}  // namespace
+
+// Found by argument-dependent lookup, so test names print readable options.
+void PrintTo(const MelOptions& o, std::ostream* os) {
+  *os << (o.scale == MelScaleType::kSlaney ? "slaney " : "htk ") << o.sample_rate_hz << " Hz fft "
+      << o.fft_size << " bands " << o.num_bands << " " << o.f_min_hz << "-" << o.f_max_hz << " Hz";
+}
+
+namespace {
 
 // Weights are stored as float: tolerance 1e-6 of the band's reference peak
 // (float rounding is 6e-8 relative; the rest covers edge points computed by a

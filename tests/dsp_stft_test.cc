@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numbers>
+#include <ostream>
 #include <random>
 #include <thread>
 #include <vector>
@@ -79,6 +80,10 @@ struct StftCase {
   size_t frame_length;
   size_t fft_size;
 };
+
+void PrintTo(const StftCase& c, std::ostream* os) {
+  *os << "frame_length " << c.frame_length << " fft_size " << c.fft_size;
+}
 
 class StftReferenceTest : public ::testing::TestWithParam<StftCase> {};
 
