@@ -1,6 +1,8 @@
 #include "server/wavepool_server.h"
 
 #include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
+#include "grpc/impl/codegen/grpc_types.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
@@ -19,9 +21,16 @@ absl::StatusOr<std::unique_ptr<WavepoolServer>> WavepoolServer::Start(
   ASSIGN_OR_RETURN(s->repository_, ModelRepository::Open(options.model_repository));
   s->service_ = std::make_unique<ClassifierService>(s->repository_.get(), options.limits);
 
+  // Touch the health descriptor so its generated code is linked in and
+  // registered: reflection can then describe grpc.health.v1.Health (the service
+  // itself is gRPC's built-in default implementation).
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default on Linux, which would let a second server
+  // silently share a taken port; the contract is a clear failure instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();
