@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nn/describe.h"
-#include "server/front_end_config.h"
+#include "nn/front_end.h"
 #include "util/status_macros.h"
 
 namespace wavepool::server {
@@ -30,7 +30,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::LoadVersion(
   loaded->version = version;
   loaded->dir = dir;
   loaded->model = model;
-  ASSIGN_OR_RETURN(loaded->features, FeatureOptionsFromSpec(spec));
+  ASSIGN_OR_RETURN(loaded->features, nn::FeatureOptionsFromSpec(spec));
   if (model->input_size() != loaded->features.window_values()) {
     return absl::FailedPreconditionError(absl::StrCat(
         dir, ": the network takes ", model->input_size(), " values per window but the front end "

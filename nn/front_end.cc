@@ -1,9 +1,9 @@
-#include "server/front_end_config.h"
+#include "nn/front_end.h"
 
 #include "absl/strings/str_cat.h"
 #include "util/status_macros.h"
 
-namespace wavepool::server {
+namespace wavepool::nn {
 
 absl::StatusOr<dsp::FeatureWindowOptions> FeatureOptionsFromSpec(const v1::ModelSpec& spec) {
   const v1::FrontEndSpec& fe = spec.front_end();
@@ -40,4 +40,4 @@ absl::StatusOr<dsp::FeatureWindowOptions> FeatureOptionsFromSpec(const v1::Model
   return o;
 }
 
-}  // namespace wavepool::server
+}  // namespace wavepool::nn

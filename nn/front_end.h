@@ -6,9 +6,9 @@
 #include "dsp/log_mel.h"
 #include "wavepool/v1/model_spec.pb.h"
 
-namespace wavepool::server {
+namespace wavepool::nn {
 
 // Converts and validates (via dsp's own Validate) the spec's front end and windowing.
 absl::StatusOr<dsp::FeatureWindowOptions> FeatureOptionsFromSpec(const v1::ModelSpec& spec);
 
-}  // namespace wavepool::server
+}  // namespace wavepool::nn
