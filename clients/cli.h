@@ -14,6 +14,7 @@ namespace wavepool::cli {
 struct CommonOptions {
   std::string server = "localhost:50051";
   double timeout_s = 0;  // 0 = no deadline
+  std::string command_line;  // as typed, for provenance
 };
 
 int RunStream(const CommonOptions& common, const std::vector<std::string>& args);
@@ -22,6 +23,8 @@ int RunModels(const CommonOptions& common, const std::vector<std::string>& args)
 int RunDescribe(const CommonOptions& common, const std::vector<std::string>& args);
 int RunHealth(const CommonOptions& common, const std::vector<std::string>& args);
 int RunInitModel(const std::vector<std::string>& args);
+int RunTrain(const CommonOptions& common, const std::vector<std::string>& args);
+int RunEval(const CommonOptions& common, const std::vector<std::string>& args);
 
 // Shared helpers.
 std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common);

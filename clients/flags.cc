@@ -15,6 +15,19 @@ ABSL_FLAG(std::vector<std::string>, override, {},
 ABSL_FLAG(std::string, model_dir, "",
           "describe: read the spec from this model folder instead of asking the server");
 ABSL_FLAG(std::string, service, "", "health: service name (empty = the whole server)");
-ABSL_FLAG(std::string, spec, "", "init-model: the spec JSON to start from");
-ABSL_FLAG(std::string, out, "", "init-model: output model folder");
-ABSL_FLAG(uint64_t, seed, 1, "init-model: random seed");
+ABSL_FLAG(std::string, spec, "", "init-model / train: the spec JSON to start from");
+ABSL_FLAG(std::string, out, "", "init-model / train: output model folder");
+ABSL_FLAG(uint64_t, seed, 1, "init-model / train: random seed");
+ABSL_FLAG(std::string, data, "", "train / eval: the data folder (e.g. ../shared/data/fsdd)");
+ABSL_FLAG(std::string, split, "official",
+          "train / eval: official (takes 0-4 test), speaker:NAME (leave NAME out), or all");
+ABSL_FLAG(int, epochs, 40, "train: passes over the training clips");
+ABSL_FLAG(int, batch_size, 32, "train: examples per step");
+ABSL_FLAG(double, lr, 2e-3, "train: peak learning rate (warm-up, then cosine to lr/100)");
+ABSL_FLAG(double, weight_decay, 1e-3, "train: decoupled weight decay (conv/dense weights)");
+ABSL_FLAG(std::string, optimizer, "adamw", "train: adamw or sgd (momentum 0.9)");
+ABSL_FLAG(float, label_smoothing, 0.05f, "train: label smoothing of the cross-entropy targets");
+ABSL_FLAG(int, threads, 2, "train: threads (the batch is split into this many fixed shards)");
+ABSL_FLAG(bool, no_augment, false, "train: turn augmentation off");
+ABSL_FLAG(int, eval_every, 5, "train: evaluate on the test clips every N epochs");
+ABSL_FLAG(std::string, confusion_svg, "", "eval: also write the confusion matrix as SVG here");

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       "  describe MODEL               per-layer resolution, receptive field, cost\n"
       "  health                       exit 0 when the server is SERVING\n"
       "  init-model --spec S --seed N --out DIR   write seeded untrained weights\n"
+      "  train --spec S --data DIR --out DIR [--split official|speaker:NAME|all]\n"
+      "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");
   wavepool::DashedFlags flags(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(flags.argc(), flags.argv());
@@ -36,12 +38,17 @@ int main(int argc, char** argv) {
   wavepool::cli::CommonOptions common;
   common.server = absl::GetFlag(FLAGS_server);
   common.timeout_s = absl::GetFlag(FLAGS_timeout_s);
+  for (int i = 0; i < argc; ++i) {
+    common.command_line += (i ? " " : "") + std::string(i ? argv[i] : "wavepool");
+  }
   if (command == "stream") return wavepool::cli::RunStream(common, args);
   if (command == "classify") return wavepool::cli::RunClassify(common, args);
   if (command == "models") return wavepool::cli::RunModels(common, args);
   if (command == "describe") return wavepool::cli::RunDescribe(common, args);
   if (command == "health") return wavepool::cli::RunHealth(common, args);
   if (command == "init-model") return wavepool::cli::RunInitModel(args);
+  if (command == "train") return wavepool::cli::RunTrain(common, args);
+  if (command == "eval") return wavepool::cli::RunEval(common, args);
   std::fprintf(stderr, "wavepool: unknown command \"%s\"\n%s\n", command.c_str(),
                absl::ProgramUsageMessage().data());
   return 2;

@@ -1,0 +1,289 @@
+#include "clients/digit_data.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "dsp/resampler.h"
+#include "dsp/wav.h"
+
+namespace wavepool::cli {
+namespace {
+
+double Rms(const float* s, size_t n) {
+  if (n == 0) return 0;
+  double e = 0;
+  for (size_t i = 0; i < n; ++i) e += static_cast<double>(s[i]) * s[i];
+  return std::sqrt(e / static_cast<double>(n));
+}
+
+double DbToGain(double db) { return std::pow(10.0, db / 20.0); }
+
+}  // namespace
+
+absl::StatusOr<DigitData> LoadDigitData(const std::string& dir, const std::string& split,
+                                        double model_rate_hz) {
+  std::string held_out;
+  if (split.rfind("speaker:", 0) == 0) {
+    held_out = split.substr(8);
+    if (held_out.empty()) return absl::InvalidArgumentError("--split speaker: needs a name");
+  } else if (split != "official" && split != "all") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--split \"", split, "\" is not one of official, all, speaker:NAME"));
+  }
+  std::error_code ec;
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot read data folder ", dir, ": ", ec.message()));
+  std::sort(files.begin(), files.end());
+  static const std::regex kName(R"(^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$)");
+  DigitData data;
+  data.sample_rate_hz = model_rate_hz;
+  bool speaker_seen = false;
+  for (const auto& path : files) {
+    std::smatch m;
+    const std::string name = path.filename().string();
+    if (!std::regex_match(name, m, kName)) continue;
+    Clip clip;
+    clip.digit = m[1].str()[0] - '0';
+    clip.speaker = m[2].str();
+    if (!absl::SimpleAtoi(m[3].str(), &clip.take)) continue;
+    clip.path = path.string();
+    absl::StatusOr<dsp::Audio> audio = dsp::ReadAudio(clip.path);
+    if (!audio.ok()) return audio.status();
+    if (audio->sample_rate_hz != model_rate_hz) {
+      return absl::InvalidArgumentError(absl::StrCat(clip.path, " is at ", audio->sample_rate_hz,
+                                                     " Hz; the model takes ", model_rate_hz));
+    }
+    clip.samples = dsp::Downmix(*audio);
+    bool test = false;
+    if (split == "official") test = clip.take < 5;
+    if (!held_out.empty()) {
+      test = clip.speaker == held_out;
+      speaker_seen |= test;
+    }
+    (test ? data.test : data.train).push_back(std::move(clip));
+  }
+  if (!held_out.empty() && !speaker_seen) {
+    return absl::NotFoundError(absl::StrCat("no recordings of speaker \"", held_out, "\" in ", dir));
+  }
+  if (data.train.empty() && data.test.empty()) {
+    return absl::NotFoundError(absl::StrCat(
+        "no FSDD recordings ({digit}_{speaker}_{take}.wav) in ", dir));
+  }
+  return data;
+}
+
+ExampleSynth::ExampleSynth(const DigitData& data, size_t window_samples,
+                           const AugmentOptions& options, uint64_t seed)
+    : data_(data), window_(window_samples), options_(options), rng_(seed) {}
+
+double ExampleSynth::Uniform(double lo, double hi) {
+  return lo + (hi - lo) * static_cast<double>(rng_() >> 11) * 0x1p-53;
+}
+
+std::vector<float> ExampleSynth::Speed(const std::vector<float>& in, double factor) {
+  // Treat the recording as if it were captured at rate r * factor and convert it
+  // back to r: factor > 1 makes it shorter and higher, as speaking faster does.
+  const double rate = data_.sample_rate_hz;
+  auto resampler = dsp::Resampler::Create(rate * factor, rate);
+  if (!resampler.ok()) return in;
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(static_cast<double>(in.size()) / factor) + 16);
+  auto append = [&](std::span<const float> s) { out.insert(out.end(), s.begin(), s.end()); };
+  if (!(*resampler)->Push(in, append).ok() || !(*resampler)->Finish(append).ok()) return in;
+  return out;
+}
+
+void ExampleSynth::AddNoise(std::vector<float>& w, size_t begin, size_t end, double rms) {
+  if (end <= begin || rms <= 0) return;
+  std::normal_distribution<float> white(0.0f, 1.0f);
+  const int kind = static_cast<int>(rng_() % 3);
+  std::vector<float> n(end - begin);
+  float b0 = 0, b1 = 0, b2 = 0;
+  for (float& x : n) {
+    const float v = white(rng_);
+    if (kind == 0) {
+      x = v;
+    } else if (kind == 1) {  // pink, Paul Kellet's economy filter
+      b0 = 0.99765f * b0 + v * 0.0990460f;
+      b1 = 0.96300f * b1 + v * 0.2965164f;
+      b2 = 0.57000f * b2 + v * 1.0526913f;
+      x = b0 + b1 + b2 + v * 0.1848f;
+    } else {  // brown (leaky integrator)
+      b0 = 0.98f * b0 + v;
+      x = b0;
+    }
+  }
+  const double have = Rms(n.data(), n.size());
+  if (have <= 0) return;
+  const float scale = static_cast<float>(rms / have);
+  for (size_t i = 0; i < n.size(); ++i) w[begin + i] += scale * n[i];
+}
+
+void ExampleSynth::Bed(std::vector<float>& w) {
+  std::fill(w.begin(), w.end(), 0.0f);
+  if (Uniform(0, 1) < 0.25) return;  // digital silence
+  AddNoise(w, 0, w.size(), DbToGain(Uniform(-80, -30)));
+}
+
+std::pair<size_t, size_t> ExampleSynth::EnergySpan(const std::vector<float>& s) {
+  double total = 0;
+  for (float x : s) total += static_cast<double>(x) * x;
+  if (total <= 0) return {0, s.size()};
+  double acc = 0;
+  size_t a = 0, b = s.size();
+  for (size_t i = 0; i < s.size(); ++i) {
+    acc += static_cast<double>(s[i]) * s[i];
+    if (acc >= 0.025 * total) { a = i; break; }
+  }
+  acc = 0;
+  for (size_t i = s.size(); i-- > 0;) {
+    acc += static_cast<double>(s[i]) * s[i];
+    if (acc >= 0.025 * total) { b = i + 1; break; }
+  }
+  return {a, std::max(a + 1, b)};
+}
+
+WindowExample ExampleSynth::DigitExample(const Clip& clip) {
+  const bool aug = options_.enabled;
+  std::vector<float> s = clip.samples;
+  if (aug && Uniform(0, 1) < options_.speed_prob) {
+    s = Speed(s, Uniform(options_.speed_min, options_.speed_max));
+  }
+  if (aug) {
+    const float g = static_cast<float>(DbToGain(Uniform(options_.gain_db_min, options_.gain_db_max)));
+    float peak = 0;
+    for (float& x : s) {
+      x *= g;
+      peak = std::max(peak, std::abs(x));
+    }
+    if (peak > 0.99f) for (float& x : s) x *= 0.99f / peak;
+  }
+  // Crop a clip longer than the window around where its energy is.
+  if (s.size() > window_) {
+    auto [a, b] = EnergySpan(s);
+    const size_t lo = b > window_ ? b - window_ : 0;
+    const size_t hi = std::min(a, s.size() - window_);
+    const size_t start = lo <= hi ? lo + static_cast<size_t>(Uniform(0, 1) * (hi - lo + 1))
+                                  : std::min((a + b) / 2 - std::min((a + b) / 2, window_ / 2),
+                                             s.size() - window_);
+    s = std::vector<float>(s.begin() + static_cast<long>(start),
+                           s.begin() + static_cast<long>(start + window_));
+  }
+  WindowExample ex;
+  ex.label = clip.digit;
+  ex.samples.assign(window_, 0.0f);
+  if (aug) Bed(ex.samples);
+  const size_t room = window_ - s.size();
+  const size_t offset = aug ? std::min(room, static_cast<size_t>(Uniform(0, 1) * (room + 1)))
+                            : room / 2;
+  for (size_t i = 0; i < s.size(); ++i) ex.samples[offset + i] += s[i];
+  if (!aug) return ex;
+  if (Uniform(0, 1) < options_.noise_prob) {
+    const double rms = Rms(s.data(), s.size());
+    AddNoise(ex.samples, 0, window_, rms / DbToGain(Uniform(options_.snr_db_min, options_.snr_db_max)));
+  }
+  if (Uniform(0, 1) < options_.neighbour_prob && !data_.train.empty()) {
+    // The tail of a previous digit or the start of the next one at the far edge.
+    const Clip& other = data_.train[rng_() % data_.train.size()];
+    const size_t frag = std::min<size_t>(
+        static_cast<size_t>(Uniform(0.05, 0.2) * static_cast<double>(other.samples.size())),
+        std::max(offset, room - offset));
+    const float g = static_cast<float>(DbToGain(Uniform(-12, 0)));
+    if (offset >= room - offset) {  // space before the digit: the end of another
+      for (size_t i = 0; i < frag && i < offset; ++i) {
+        ex.samples[i] += g * other.samples[other.samples.size() - frag + i];
+      }
+    } else {  // space after: the start of another
+      for (size_t i = 0; i < frag && i < room - offset; ++i) {
+        ex.samples[window_ - frag + i] += g * other.samples[i];
+      }
+    }
+  }
+  if (Uniform(0, 1) < options_.zero_tail_prob) {
+    const size_t cut = offset + s.size() + static_cast<size_t>(Uniform(0, 1) * (room - offset));
+    std::fill(ex.samples.begin() + static_cast<long>(std::min(cut, window_)), ex.samples.end(), 0.0f);
+  }
+  return ex;
+}
+
+WindowExample ExampleSynth::BackgroundExample() {
+  WindowExample ex;
+  ex.label = kBackgroundLabel;
+  ex.samples.assign(window_, 0.0f);
+  const double kind = Uniform(0, 1);
+  if (kind < 0.35 || data_.train.empty()) {
+    // Noise alone, from near silence up to fairly loud.
+    Bed(ex.samples);
+    if (Uniform(0, 1) < 0.5) AddNoise(ex.samples, 0, window_, DbToGain(Uniform(-60, -15)));
+  } else if (kind < 0.6) {
+    // The quiet edges of a recording (its first or last 30 ms), repeated.
+    const Clip& c = data_.train[rng_() % data_.train.size()];
+    const size_t edge = std::min<size_t>(240, c.samples.size());
+    const bool head = Uniform(0, 1) < 0.5;
+    const float* src = head ? c.samples.data() : c.samples.data() + c.samples.size() - edge;
+    for (size_t i = 0; i < window_; ++i) {
+      const size_t k = i % (2 * edge);  // back and forth, so no clicks at the seams
+      ex.samples[i] = src[k < edge ? k : 2 * edge - 1 - k];
+    }
+    const float g = static_cast<float>(DbToGain(Uniform(-6, 12)));
+    for (float& x : ex.samples) x *= g;
+  } else {
+    // A fragment (at most 15%) of a digit at the window's edge: not a digit yet.
+    Bed(ex.samples);
+    const Clip& c = data_.train[rng_() % data_.train.size()];
+    const size_t frag = std::min(
+        window_, static_cast<size_t>(Uniform(0.02, 0.15) * static_cast<double>(c.samples.size())));
+    const float g = static_cast<float>(DbToGain(Uniform(-18, 6)));
+    if (Uniform(0, 1) < 0.5) {
+      for (size_t i = 0; i < frag; ++i) ex.samples[i] += g * c.samples[c.samples.size() - frag + i];
+    } else {
+      for (size_t i = 0; i < frag; ++i) ex.samples[window_ - frag + i] += g * c.samples[i];
+    }
+  }
+  if (Uniform(0, 1) < options_.zero_tail_prob) {
+    const size_t cut = static_cast<size_t>(Uniform(0, 1) * static_cast<double>(window_));
+    std::fill(ex.samples.begin() + static_cast<long>(cut), ex.samples.end(), 0.0f);
+  }
+  return ex;
+}
+
+std::vector<WindowExample> ExampleSynth::Epoch() {
+  std::vector<WindowExample> out;
+  out.reserve(data_.train.size() * 2);
+  for (const Clip& c : data_.train) out.push_back(DigitExample(c));
+  const size_t backgrounds = static_cast<size_t>(
+      options_.background_fraction * static_cast<double>(data_.train.size()));
+  for (size_t i = 0; i < backgrounds; ++i) out.push_back(BackgroundExample());
+  std::shuffle(out.begin(), out.end(), rng_);
+  return out;
+}
+
+void SpecAugment(const AugmentOptions& options, size_t bands, size_t frames, std::mt19937_64& rng,
+                 std::vector<float>& features) {
+  auto pick = [&](size_t n) { return n == 0 ? size_t{0} : static_cast<size_t>(rng() % n); };
+  for (int m = 0; m < options.freq_masks; ++m) {
+    const size_t width = pick(static_cast<size_t>(options.freq_mask_max) + 1);
+    if (width == 0 || width >= bands) continue;
+    const size_t start = pick(bands - width + 1);
+    std::fill(features.begin() + static_cast<long>(start * frames),
+              features.begin() + static_cast<long>((start + width) * frames), 0.0f);
+  }
+  for (int m = 0; m < options.time_masks; ++m) {
+    const size_t width = pick(static_cast<size_t>(options.time_mask_max) + 1);
+    if (width == 0 || width >= frames) continue;
+    const size_t start = pick(frames - width + 1);
+    for (size_t b = 0; b < bands; ++b) {
+      std::fill(features.begin() + static_cast<long>(b * frames + start),
+                features.begin() + static_cast<long>(b * frames + start + width), 0.0f);
+    }
+  }
+}
+
+}  // namespace wavepool::cli

@@ -1,0 +1,94 @@
+// The spoken-digit training data (Free Spoken Digit Dataset layout:
+// {digit}_{speaker}_{take}.wav, 8 kHz mono) and the example synthesis used to
+// train a streaming digit model: one model window (e.g. 1 s) per example, with
+// the augmentations a speech model needs and a `_background_` class.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace wavepool::cli {
+
+struct Clip {
+  int digit = 0;
+  std::string speaker;
+  int take = 0;
+  std::string path;
+  std::vector<float> samples;  // mono, at the data set's rate
+};
+
+struct DigitData {
+  double sample_rate_hz = 8000;
+  std::vector<Clip> train;
+  std::vector<Clip> test;
+};
+
+// split: "official" (takes 0-4 test, 5-49 train), "speaker:NAME" (leave NAME out:
+// all of NAME's takes are test, every other speaker's takes are train), or "all"
+// (everything is train, no test). Files not named like FSDD's are ignored; a
+// recording at another rate than `model_rate_hz` is an error.
+absl::StatusOr<DigitData> LoadDigitData(const std::string& dir, const std::string& split,
+                                        double model_rate_hz);
+
+struct AugmentOptions {
+  double shift = 1.0;               // place the digit anywhere it fits in the window
+  double gain_db_min = -18, gain_db_max = 6;
+  double noise_prob = 0.6;          // additive noise at a random SNR
+  double snr_db_min = 5, snr_db_max = 40;
+  double speed_prob = 0.5;          // resample by a factor in [speed_min, speed_max]
+  double speed_min = 0.88, speed_max = 1.12;
+  double zero_tail_prob = 0.25;     // zeros after a cut point, as in a padded tail window
+  double neighbour_prob = 0.2;      // a fragment of another digit at the far edge
+  double background_fraction = 0.3;  // background examples per digit example
+  int freq_masks = 2, freq_mask_max = 5;  // SpecAugment on the features
+  int time_masks = 2, time_mask_max = 8;
+  bool enabled = true;
+};
+
+// One training example before features: a window of samples and its label
+// (0-9, or 10 for _background_).
+struct WindowExample {
+  std::vector<float> samples;
+  int label = 0;
+};
+
+class ExampleSynth {
+ public:
+  ExampleSynth(const DigitData& data, size_t window_samples, const AugmentOptions& options,
+               uint64_t seed);
+  // One epoch: every training clip once (augmented), plus background examples,
+  // shuffled.
+  std::vector<WindowExample> Epoch();
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  WindowExample DigitExample(const Clip& clip);
+  WindowExample BackgroundExample();
+  std::vector<float> Speed(const std::vector<float>& in, double factor);
+  // Adds noise of the given RMS: white, pink (Kellet's filter) or brown, chosen
+  // at random, over [begin, end).
+  void AddNoise(std::vector<float>& w, size_t begin, size_t end, double rms);
+  // Fills the window's bed: digital silence, or noise from -80 to -30 dBFS.
+  void Bed(std::vector<float>& w);
+  // Where in a clip its energy lies: the shortest span holding 95% of it.
+  static std::pair<size_t, size_t> EnergySpan(const std::vector<float>& s);
+  double Uniform(double lo, double hi);
+
+  const DigitData& data_;
+  size_t window_;
+  AugmentOptions options_;
+  std::mt19937_64 rng_;
+};
+
+// SpecAugment (Park et al. 2019), frequency and time masks set to 0 (the mean
+// after per-window normalisation), on one band-major window in place.
+void SpecAugment(const AugmentOptions& options, size_t bands, size_t frames, std::mt19937_64& rng,
+                 std::vector<float>& features);
+
+constexpr int kBackgroundLabel = 10;
+
+}  // namespace wavepool::cli

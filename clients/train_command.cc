@@ -1,0 +1,260 @@
+// wavepool train / wavepool eval for the spoken-digit model: the serving front
+// end (nn::FeatureOptionsFromSpec + dsp::FeatureWindows) turns every example
+// into exactly the features the server computes.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "clients/cli.h"
+#include "clients/confusion.h"
+#include "clients/digit_data.h"
+#include "clients/digit_eval.h"
+#include "clients/flags.h"
+#include "dsp/log_mel.h"
+#include "nn/front_end.h"
+#include "nn/kernels.h"
+#include "nn/model.h"
+#include "nn/safetensors.h"
+#include "nn/spec.h"
+#include "nn/trainer.h"
+
+namespace wavepool::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string GitRevision() {
+  std::string out;
+  if (FILE* p = popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r")) {
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  const size_t nl = out.find('\n');
+  if (nl == std::string::npos) return "unknown";
+  return out.substr(0, nl) + (out.size() > nl + 1 ? "+uncommitted" : "");
+}
+
+// Labels must be 0..9 then _background_, in that order, for the digit trainer.
+absl::Status CheckDigitLabels(const v1::ModelSpec& spec) {
+  if (spec.labels_size() != 11) {
+    return absl::InvalidArgumentError("a digit model has 11 labels: 0..9 and _background_");
+  }
+  for (int i = 0; i < 10; ++i) {
+    if (spec.labels(i) != std::to_string(i)) {
+      return absl::InvalidArgumentError(absl::StrCat("label ", i, " must be \"", i, "\""));
+    }
+  }
+  if (spec.labels(10) != "_background_") {
+    return absl::InvalidArgumentError("label 10 must be \"_background_\"");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ClipScores> ScoreClips(const nn::Model& model, const dsp::FeatureWindowOptions& fo,
+                                      const std::vector<Clip>& clips) {
+  nn::Workspace ws(model, 1);
+  ClipScores out;
+  std::vector<float> probs(model.output_size());
+  for (const Clip& c : clips) {
+    bool padded = false;
+    auto windows = dsp::FeatureWindows(fo, c.samples, &padded);
+    if (!windows.ok()) return windows.status();
+    // A clip is classified the way a stream of it is: the highest-scoring digit
+    // over its windows, unless every window's top label is background.
+    int best = kBackgroundLabel;
+    float best_score = -1;
+    for (const auto& w : *windows) {
+      model.Run(w.data(), 1, probs.data(), ws);
+      if (!model.outputs_probabilities()) nn::Softmax(probs.size(), probs.data());
+      const int top = static_cast<int>(std::max_element(probs.begin(), probs.end()) - probs.begin());
+      if (top != kBackgroundLabel && probs[top] > best_score) {
+        best = top;
+        best_score = probs[top];
+      }
+    }
+    out.truth.push_back(c.digit);
+    out.predicted.push_back(best);
+  }
+  return out;
+}
+
+int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail("train takes flags only: --spec, --data, --out, ...");
+  const std::string spec_path = absl::GetFlag(FLAGS_spec);
+  const std::string data_dir = absl::GetFlag(FLAGS_data);
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (spec_path.empty() || data_dir.empty() || out.empty()) {
+    return Fail("train needs --spec SPEC.json --data DIR --out models/NAME/VERSION");
+  }
+  absl::StatusOr<v1::ModelSpec> spec = nn::ReadSpecFile(spec_path);
+  if (!spec.ok()) return Fail(std::string(spec.status().message()));
+  if (auto s = CheckDigitLabels(*spec); !s.ok()) return Fail(std::string(s.message()));
+  absl::StatusOr<dsp::FeatureWindowOptions> fo = nn::FeatureOptionsFromSpec(*spec);
+  if (!fo.ok()) return Fail(std::string(fo.status().message()));
+  const std::string split = absl::GetFlag(FLAGS_split);
+  absl::StatusOr<DigitData> data = LoadDigitData(data_dir, split, spec->sample_rate_hz());
+  if (!data.ok()) return Fail(std::string(data.status().message()));
+  std::printf("data: %zu train clips, %zu test clips (split %s)\n", data->train.size(),
+              data->test.size(), split.c_str());
+
+  const uint64_t seed = absl::GetFlag(FLAGS_seed);
+  const int epochs = absl::GetFlag(FLAGS_epochs);
+  const int batch = absl::GetFlag(FLAGS_batch_size);
+  AugmentOptions aug;
+  aug.enabled = !absl::GetFlag(FLAGS_no_augment);
+  ExampleSynth synth(*data, fo->window_length, aug, seed);
+  const size_t per_epoch = data->train.size() +
+      static_cast<size_t>(aug.background_fraction * static_cast<double>(data->train.size()));
+
+  nn::TrainOptions to;
+  to.optimizer = absl::GetFlag(FLAGS_optimizer) == "sgd" ? nn::TrainOptions::Optimizer::kSgd
+                                                         : nn::TrainOptions::Optimizer::kAdamW;
+  to.learning_rate = absl::GetFlag(FLAGS_lr);
+  to.min_learning_rate = to.learning_rate / 100;
+  to.weight_decay = absl::GetFlag(FLAGS_weight_decay);
+  to.label_smoothing = absl::GetFlag(FLAGS_label_smoothing);
+  to.max_batch = batch;
+  to.threads = absl::GetFlag(FLAGS_threads);
+  to.seed = seed;
+  to.total_steps = static_cast<int64_t>(epochs) * static_cast<int64_t>((per_epoch + batch - 1) / batch);
+  to.warmup_steps = std::min<int64_t>(200, to.total_steps / 10);
+  absl::StatusOr<nn::TensorMap> init = nn::InitWeights(*spec, seed);
+  if (!init.ok()) return Fail(std::string(init.status().message()));
+  auto trainer = nn::Trainer::Create(*spec, *init, to);
+  if (!trainer.ok()) return Fail(std::string(trainer.status().message()));
+
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec) return Fail(absl::StrCat("cannot create ", out, ": ", ec.message()));
+  std::ofstream log(out + "/train_log.jsonl");
+  const size_t bands = fo->log_mel.num_bands, frames = fo->frames_per_window();
+  const size_t in_size = (*trainer)->input_size();
+  std::vector<float> inputs(static_cast<size_t>(batch) * in_size);
+  std::vector<int> labels(static_cast<size_t>(batch));
+  const auto start = Clock::now();
+  double test_accuracy = -1, train_accuracy = 0, train_loss = 0;
+  for (int epoch = 1; epoch <= epochs; ++epoch) {
+    const auto epoch_start = Clock::now();
+    std::vector<WindowExample> examples = synth.Epoch();
+    double loss_sum = 0;
+    int correct = 0, seen = 0;
+    for (size_t b0 = 0; b0 < examples.size(); b0 += static_cast<size_t>(batch)) {
+      const size_t n = std::min(examples.size() - b0, static_cast<size_t>(batch));
+      for (size_t i = 0; i < n; ++i) {
+        bool padded = false;
+        auto w = dsp::FeatureWindows(*fo, examples[b0 + i].samples, &padded);
+        if (!w.ok() || w->size() != 1 || padded) {
+          return Fail("an example did not make exactly one window; check windowing");
+        }
+        if (aug.enabled) SpecAugment(aug, bands, frames, synth.rng(), (*w)[0]);
+        std::copy((*w)[0].begin(), (*w)[0].end(), inputs.begin() + static_cast<long>(i * in_size));
+        labels[i] = examples[b0 + i].label;
+      }
+      auto stats = (*trainer)->Step(std::span(inputs.data(), n * in_size),
+                                    std::span(labels.data(), n), nullptr);
+      if (!stats.ok()) return Fail(std::string(stats.status().message()));
+      loss_sum += stats->loss * static_cast<double>(n);
+      correct += stats->correct;
+      seen += static_cast<int>(n);
+    }
+    train_loss = loss_sum / seen;
+    train_accuracy = static_cast<double>(correct) / seen;
+    const bool eval_now = !data->test.empty() &&
+        (epoch == epochs || epoch % std::max(1, absl::GetFlag(FLAGS_eval_every)) == 0);
+    if (eval_now) {
+      auto model = nn::Model::Create(*spec, (*trainer)->Weights());
+      if (!model.ok()) return Fail(std::string(model.status().message()));
+      auto scores = ScoreClips(**model, *fo, data->test);
+      if (!scores.ok()) return Fail(std::string(scores.status().message()));
+      test_accuracy = scores->Accuracy();
+    }
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double epoch_s = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+    const double eta = elapsed / epoch * (epochs - epoch);
+    std::printf("epoch %3d/%d  loss %.4f  train acc %6.2f%%  test acc %s  lr %.2e  %.1f s/epoch  ETA %.0f s\n",
+                epoch, epochs, train_loss, 100 * train_accuracy,
+                eval_now ? absl::StrFormat("%6.2f%%", 100 * test_accuracy).c_str() : "   -   ",
+                (*trainer)->LearningRate((*trainer)->steps_taken() - 1), epoch_s, eta);
+    std::fflush(stdout);
+    log << absl::StrFormat(
+        "{\"epoch\":%d,\"loss\":%.6f,\"train_accuracy\":%.6f,\"test_accuracy\":%s,\"lr\":%.6g,"
+        "\"seconds\":%.2f}\n",
+        epoch, train_loss, train_accuracy,
+        eval_now ? absl::StrFormat("%.6f", test_accuracy) : "null",
+        (*trainer)->LearningRate((*trainer)->steps_taken() - 1), elapsed);
+    log.flush();
+  }
+
+  v1::Provenance* p = spec->mutable_provenance();
+  p->set_trained(true);
+  p->set_command(common.command_line);
+  p->set_data(data_dir);
+  p->set_split(split == "official" ? "official: takes 5-49 train, 0-4 test"
+                                   : split == "all" ? "all takes train" : split + " held out");
+  p->set_seed(seed);
+  p->set_epochs(static_cast<uint32_t>(epochs));
+  p->set_git_revision(GitRevision());
+  p->set_created_utc(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()));
+  (*p->mutable_metrics())["train_loss"] = train_loss;
+  (*p->mutable_metrics())["train_accuracy"] = train_accuracy;
+  if (test_accuracy >= 0) (*p->mutable_metrics())["test_accuracy"] = test_accuracy;
+  nn::Safetensors st;
+  st.tensors = (*trainer)->Weights();
+  st.metadata["format"] = "pt";
+  st.metadata["wavepool_model"] = spec->name();
+  if (auto s = nn::WriteSafetensors(out + "/weights.safetensors", st); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  std::ofstream f(out + "/spec.json");
+  f << nn::SpecToJson(*spec);
+  f.close();
+  if (!f) return Fail(absl::StrCat("cannot write ", out, "/spec.json"));
+  auto check = nn::Model::Load(out);
+  if (!check.ok()) return Fail(std::string(check.status().message()));
+  std::printf("wrote %s (test accuracy %s)\n", out.c_str(),
+              test_accuracy >= 0 ? absl::StrFormat("%.2f%%", 100 * test_accuracy).c_str() : "n/a");
+  return 0;
+}
+
+int RunEval(const CommonOptions&, const std::vector<std::string>& args) {
+  if (args.size() != 1) return Fail("give one model folder: wavepool eval models/digits/1 --data DIR");
+  const std::string data_dir = absl::GetFlag(FLAGS_data);
+  if (data_dir.empty()) return Fail("eval needs --data DIR");
+  auto model = nn::Model::Load(args[0]);
+  if (!model.ok()) return Fail(std::string(model.status().message()));
+  const v1::ModelSpec& spec = (*model)->spec();
+  if (auto s = CheckDigitLabels(spec); !s.ok()) return Fail(std::string(s.message()));
+  auto fo = nn::FeatureOptionsFromSpec(spec);
+  if (!fo.ok()) return Fail(std::string(fo.status().message()));
+  const std::string split = absl::GetFlag(FLAGS_split);
+  auto data = LoadDigitData(data_dir, split, spec.sample_rate_hz());
+  if (!data.ok()) return Fail(std::string(data.status().message()));
+  const std::vector<Clip>& clips = split == "all" ? data->train : data->test;
+  auto scores = ScoreClips(**model, *fo, clips);
+  if (!scores.ok()) return Fail(std::string(scores.status().message()));
+  std::vector<std::string> labels(spec.labels().begin(), spec.labels().end());
+  std::printf("model %s/%lld on %zu clips (split %s)\n", spec.name().c_str(),
+              static_cast<long long>(spec.version()), clips.size(), split.c_str());
+  std::printf("%s", FormatConfusion(*scores, labels).c_str());
+  const std::string svg = absl::GetFlag(FLAGS_confusion_svg);
+  if (!svg.empty()) {
+    std::ofstream f(svg);
+    f << ConfusionSvg(*scores, labels, absl::StrCat(spec.name(), " — ", split));
+    if (!f) return Fail(absl::StrCat("cannot write ", svg));
+    std::printf("wrote %s\n", svg.c_str());
+  }
+  return 0;
+}
+
+}  // namespace wavepool::cli
