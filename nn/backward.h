@@ -8,6 +8,12 @@
 //  - dweight / dbias / dgamma / dbeta are ACCUMULATED (+=): the caller zeroes
 //    them, which lets the trainer split a batch across threads, each adding into
 //    its own buffer, and sum the buffers in a fixed order (deterministic).
+//    Each call sums its gradient over the whole batch first and adds it once
+//    (dweight += G, G independent of dweight's contents), so two calls on a
+//    zeroed buffer give exactly 2 G. Any of them may be null when not wanted
+//    (e.g. dbias for a layer without bias).
+//  - Deterministic: reductions run in a fixed order on the calling thread, so
+//    the same inputs give bit-identical outputs.
 #pragma once
 
 #include <cstddef>
@@ -62,7 +68,9 @@ void DropoutApply(size_t n, float rate, const uint8_t* mask, const float* in, fl
 // (target = (1 - s) one-hot + s / classes) and optional per-class weights
 // (class_weight may be null; a sample's loss is scaled by the weight of its
 // label, and the mean divides by the sum of those weights). Writes
-// dlogits = d(loss)/d(logits) and returns the loss.
+// dlogits = d(loss)/d(logits) and returns the loss. labels[b] must be in
+// [0, classes). When the batch is empty or its weights sum to 0 the loss is 0
+// and dlogits is all 0 (nothing to learn, rather than 0 / 0).
 double SoftmaxCrossEntropy(uint32_t classes, int batch, const float* logits, const int* labels,
                            float label_smoothing, const float* class_weight, float* dlogits);
 
