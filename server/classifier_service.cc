@@ -77,6 +77,16 @@ class StreamReactor final
     }
   }
 
+  // Results queue up in order for writing.
+  void QueueWindow(v1::WindowResult&& w) {
+    queue_.emplace_back();
+    *queue_.back().mutable_window() = std::move(w);
+  }
+  void QueueEvent(v1::Event&& e) {
+    queue_.emplace_back();
+    *queue_.back().mutable_event() = std::move(e);
+  }
+
   void Fail(const absl::Status& status) {
     final_status_ = ToGrpcStatus(status);
     finishing_ = true;
@@ -98,10 +108,9 @@ class StreamReactor final
           return absl::InvalidArgumentError(
               "samples arrived before the StreamConfig; the first message must be a config");
         }
-        return session_->Push(request_.samples(), [&](v1::WindowResult&& w) {
-          queue_.emplace_back();
-          *queue_.back().mutable_window() = std::move(w);
-        });
+        auto window = [this](v1::WindowResult&& w) { QueueWindow(std::move(w)); };
+        auto event = [this](v1::Event&& e) { QueueEvent(std::move(e)); };
+        return session_->Push(request_.samples(), SessionOutput{window, event});
       }
       default:
         return absl::InvalidArgumentError(
@@ -120,12 +129,10 @@ class StreamReactor final
           "the stream ended before a StreamConfig; send a config, then samples"));
       return;
     }
-    absl::StatusOr<v1::StreamSummary> summary = session_->Finish(
-        [&](v1::WindowResult&& w) {
-          queue_.emplace_back();
-          *queue_.back().mutable_window() = std::move(w);
-        },
-        SecondsSince(started_));
+    auto window = [this](v1::WindowResult&& w) { QueueWindow(std::move(w)); };
+    auto event = [this](v1::Event&& e) { QueueEvent(std::move(e)); };
+    absl::StatusOr<v1::StreamSummary> summary =
+        session_->Finish(SessionOutput{window, event}, SecondsSince(started_));
     if (!summary.ok()) {
       Fail(summary.status());
       return;
@@ -152,9 +159,11 @@ absl::Status DoClassify(const ModelRepository& repository, const SessionLimits& 
   const Clock::time_point started = Clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
                    OpenSession(repository, request.config(), limits));
-  auto add = [&](v1::WindowResult&& w) { *response->add_windows() = std::move(w); };
-  RETURN_IF_ERROR(session->Push(request.samples(), add));
-  ASSIGN_OR_RETURN(*response->mutable_summary(), session->Finish(add, SecondsSince(started)));
+  auto add_window = [&](v1::WindowResult&& w) { *response->add_windows() = std::move(w); };
+  auto add_event = [&](v1::Event&& e) { *response->add_events() = std::move(e); };
+  const SessionOutput out{add_window, add_event};
+  RETURN_IF_ERROR(session->Push(request.samples(), out));
+  ASSIGN_OR_RETURN(*response->mutable_summary(), session->Finish(out, SecondsSince(started)));
   return absl::OkStatus();
 }
 

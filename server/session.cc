@@ -70,6 +70,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
                    dsp::StreamingFeatures::Create(s->model_->features));
   s->features_ = std::make_unique<dsp::StreamingFeatures>(std::move(features));
   s->workspace_ = std::make_unique<nn::Workspace>(*s->model_->model, 1);
+  ASSIGN_OR_RETURN(EventDetector events, EventDetector::Create(s->model_->model->spec()));
+  s->events_ = std::make_unique<EventDetector>(std::move(events));
   s->scores_.resize(s->model_->model->output_size());
   s->order_.resize(s->scores_.size());
   return s;
@@ -155,7 +157,7 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
 }
 
 void Session::Classify(uint64_t index, std::span<const float> features, bool padded,
-                       WindowFn on_window) {
+                       const SessionOutput& out) {
   const nn::Model& model = *model_->model;
   model.Run(features.data(), 1, scores_.data(), *workspace_);
   if (!model.outputs_probabilities()) nn::Softmax(scores_.size(), scores_.data());
@@ -183,35 +185,45 @@ void Session::Classify(uint64_t index, std::span<const float> features, bool pad
     l->set_score(scores_[order_[i]]);
   }
   ++windows_sent_;
-  on_window(std::move(w));
+  const uint64_t start_sample = w.start_sample(), end_sample = w.end_sample();
+  out.window(std::move(w));
+  events_->Add(scores_, start_sample, end_sample, [&](v1::Event&& e) {
+    ++events_sent_;
+    out.event(std::move(e));
+  });
 }
 
-absl::Status Session::Push(const v1::SampleChunk& chunk, WindowFn on_window) {
+absl::Status Session::Push(const v1::SampleChunk& chunk, const SessionOutput& out) {
   if (finished_) return absl::FailedPreconditionError("the stream has already ended");
   RETURN_IF_ERROR(Decode(chunk));
   samples_received_ += mono_.size();
-  return resampler_->Push(mono_, [&](std::span<const float> out) {
-    features_->Push(out, [&](uint64_t index, std::span<const float> features) {
-      Classify(index, features, /*padded=*/false, on_window);
+  return resampler_->Push(mono_, [&](std::span<const float> resampled) {
+    features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
+      Classify(index, features, /*padded=*/false, out);
     });
   });
 }
 
-absl::StatusOr<v1::StreamSummary> Session::Finish(WindowFn on_window, double wall_time_s) {
+absl::StatusOr<v1::StreamSummary> Session::Finish(const SessionOutput& out, double wall_time_s) {
   if (finished_) return absl::FailedPreconditionError("the stream has already ended");
   finished_ = true;
-  RETURN_IF_ERROR(resampler_->Finish([&](std::span<const float> out) {
-    features_->Push(out, [&](uint64_t index, std::span<const float> features) {
-      Classify(index, features, /*padded=*/false, on_window);
+  RETURN_IF_ERROR(resampler_->Finish([&](std::span<const float> resampled) {
+    features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
+      Classify(index, features, /*padded=*/false, out);
     });
   }));
   features_->Finish([&](uint64_t index, std::span<const float> features) {
-    Classify(index, features, /*padded=*/true, on_window);
+    Classify(index, features, /*padded=*/true, out);
+  });
+  events_->Finish([&](v1::Event&& e) {
+    ++events_sent_;
+    out.event(std::move(e));
   });
   v1::StreamSummary summary;
   summary.set_windows(windows_sent_);
   summary.set_samples_received(samples_received_);
   summary.set_wall_time_s(wall_time_s);
+  summary.set_events(events_sent_);
   return summary;
 }
 

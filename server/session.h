@@ -13,6 +13,7 @@
 #include "dsp/log_mel.h"
 #include "dsp/resampler.h"
 #include "nn/model.h"
+#include "server/event_detector.h"
 #include "server/model_repository.h"
 #include "wavepool/v1/classifier.pb.h"
 
@@ -25,10 +26,15 @@ struct SessionLimits {
   uint32_t max_channels = 32;
 };
 
+// Where a session's results go, in order: each window's result as soon as it
+// is computed, and each event right after the window that ended it.
+struct SessionOutput {
+  absl::FunctionRef<void(v1::WindowResult&& window)> window;
+  absl::FunctionRef<void(v1::Event&& event)> event;
+};
+
 class Session {
  public:
-  using WindowFn = absl::FunctionRef<void(v1::WindowResult&& window)>;
-
   // INVALID_ARGUMENT for a bad config (rate, channels, encoding, top_k).
   static absl::StatusOr<std::unique_ptr<Session>> Create(const v1::StreamConfig& config,
                                                          std::shared_ptr<const LoadedModel> model,
@@ -36,10 +42,11 @@ class Session {
 
   // Decodes one chunk (validated whole before any of it is used: a bad chunk
   // changes nothing) and emits a result for every window it completes, in order.
-  absl::Status Push(const v1::SampleChunk& chunk, WindowFn on_window);
+  absl::Status Push(const v1::SampleChunk& chunk, const SessionOutput& out);
   // Ends the stream: flushes the resampler, emits the zero-padded tail window if
-  // samples remain after the last complete window, and returns the summary.
-  absl::StatusOr<v1::StreamSummary> Finish(WindowFn on_window, double wall_time_s);
+  // samples remain after the last complete window, closes an open event, and
+  // returns the summary.
+  absl::StatusOr<v1::StreamSummary> Finish(const SessionOutput& out, double wall_time_s);
 
   uint64_t samples_received() const { return samples_received_; }
   uint64_t windows_sent() const { return windows_sent_; }
@@ -48,7 +55,8 @@ class Session {
  private:
   Session(const v1::StreamConfig& config, std::shared_ptr<const LoadedModel> model);
   absl::Status Decode(const v1::SampleChunk& chunk);
-  void Classify(uint64_t index, std::span<const float> features, bool padded, WindowFn on_window);
+  void Classify(uint64_t index, std::span<const float> features, bool padded,
+                const SessionOutput& out);
 
   v1::StreamConfig config_;
   uint32_t channels_ = 1;
@@ -57,6 +65,8 @@ class Session {
   std::unique_ptr<dsp::Resampler> resampler_;
   std::unique_ptr<dsp::StreamingFeatures> features_;
   std::unique_ptr<nn::Workspace> workspace_;
+  std::unique_ptr<EventDetector> events_;
+  uint64_t events_sent_ = 0;
   std::vector<float> mono_;     // decoded chunk, one value per frame
   std::vector<float> scores_;   // output_size()
   std::vector<uint32_t> order_; // label indices, sorted by score

@@ -399,7 +399,7 @@ ModelSpec SpecFor(const LayerSpec& layer, const Shape& in, const Shape& out, boo
   auto* flat = s.add_layers();
   flat->set_name("flat");
   flat->mutable_flatten();
-  for (size_t i = 0; i < out.size(); ++i) s.add_labels("l" + std::to_string(i));
+  for (size_t i = 0; i < out.size(); ++i) s.add_labels(std::string("l").append(std::to_string(i)));
   return s;
 }
 
