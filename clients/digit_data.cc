@@ -181,8 +181,11 @@ WindowExample ExampleSynth::DigitExample(const Clip& clip) {
   ex.samples.assign(window_, 0.0f);
   if (aug) Bed(ex.samples);
   const size_t room = window_ - s.size();
-  const size_t offset = aug ? std::min(room, static_cast<size_t>(Uniform(0, 1) * (room + 1)))
-                            : room / 2;
+  // A third of the time the digit comes first, as in a clip a client sends on
+  // its own (the server pads its tail with zeros); otherwise anywhere.
+  const bool clip_first = aug && Uniform(0, 1) < options_.clip_first_prob;
+  size_t offset = aug ? std::min(room, static_cast<size_t>(Uniform(0, 1) * (room + 1))) : room / 2;
+  if (clip_first) offset = std::min(room, static_cast<size_t>(Uniform(0, 0.05) * window_));
   for (size_t i = 0; i < s.size(); ++i) ex.samples[offset + i] += s[i];
   if (!aug) return ex;
   if (Uniform(0, 1) < options_.noise_prob) {
@@ -206,7 +209,7 @@ WindowExample ExampleSynth::DigitExample(const Clip& clip) {
       }
     }
   }
-  if (Uniform(0, 1) < options_.zero_tail_prob) {
+  if (clip_first || Uniform(0, 1) < options_.zero_tail_prob) {
     const size_t cut = offset + s.size() + static_cast<size_t>(Uniform(0, 1) * (room - offset));
     std::fill(ex.samples.begin() + static_cast<long>(std::min(cut, window_)), ex.samples.end(), 0.0f);
   }

@@ -42,6 +42,7 @@ struct AugmentOptions {
   double speed_prob = 0.5;          // resample by a factor in [speed_min, speed_max]
   double speed_min = 0.88, speed_max = 1.12;
   double zero_tail_prob = 0.25;     // zeros after a cut point, as in a padded tail window
+  double clip_first_prob = 0.33;    // the digit at the start, zeros after it (a lone clip)
   double neighbour_prob = 0.2;      // a fragment of another digit at the far edge
   double background_fraction = 0.3;  // background examples per digit example
   int freq_masks = 2, freq_mask_max = 5;  // SpecAugment on the features

@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "clients/cli.h"
 #include "clients/flags.h"
 #include "util/dashed_flags.h"
@@ -38,9 +39,8 @@ int main(int argc, char** argv) {
   wavepool::cli::CommonOptions common;
   common.server = absl::GetFlag(FLAGS_server);
   common.timeout_s = absl::GetFlag(FLAGS_timeout_s);
-  for (int i = 0; i < argc; ++i) {
-    common.command_line += (i ? " " : "") + std::string(i ? argv[i] : "wavepool");
-  }
+  common.command_line = "wavepool";
+  for (int i = 1; i < argc; ++i) absl::StrAppend(&common.command_line, " ", argv[i]);
   if (command == "stream") return wavepool::cli::RunStream(common, args);
   if (command == "classify") return wavepool::cli::RunClassify(common, args);
   if (command == "models") return wavepool::cli::RunModels(common, args);
