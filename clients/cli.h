@@ -25,6 +25,7 @@ int RunHealth(const CommonOptions& common, const std::vector<std::string>& args)
 int RunInitModel(const std::vector<std::string>& args);
 int RunTrain(const CommonOptions& common, const std::vector<std::string>& args);
 int RunEval(const CommonOptions& common, const std::vector<std::string>& args);
+int RunContinuousEval(const CommonOptions& common, const std::string& model);
 
 // Shared helpers.
 std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common);

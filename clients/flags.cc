@@ -31,3 +31,8 @@ ABSL_FLAG(int, threads, 2, "train: threads (the batch is split into this many fi
 ABSL_FLAG(bool, no_augment, false, "train: turn augmentation off");
 ABSL_FLAG(int, eval_every, 5, "train: evaluate on the test clips every N epochs");
 ABSL_FLAG(std::string, confusion_svg, "", "eval: also write the confusion matrix as SVG here");
+ABSL_FLAG(bool, continuous, false,
+          "eval: stream long sequences of held-out digits through --server and score the events");
+ABSL_FLAG(int, digits_per_stream, 10, "eval --continuous: digits per stream");
+ABSL_FLAG(bool, verbose, false, "eval --continuous: print each stream's reference and events");
+ABSL_FLAG(bool, events_only, false, "stream: print only events (and the summary)");

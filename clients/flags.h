@@ -33,3 +33,7 @@ ABSL_DECLARE_FLAG(int, threads);
 ABSL_DECLARE_FLAG(bool, no_augment);
 ABSL_DECLARE_FLAG(int, eval_every);
 ABSL_DECLARE_FLAG(std::string, confusion_svg);
+ABSL_DECLARE_FLAG(bool, continuous);
+ABSL_DECLARE_FLAG(int, digits_per_stream);
+ABSL_DECLARE_FLAG(bool, verbose);
+ABSL_DECLARE_FLAG(bool, events_only);

@@ -34,8 +34,14 @@ std::string FormatWindow(const v1::WindowResult& w) {
 }
 
 std::string FormatSummary(const v1::StreamSummary& s) {
-  return absl::StrFormat("summary: %d windows, %d samples, %.3f s wall", s.windows(),
-                         s.samples_received(), s.wall_time_s());
+  return absl::StrFormat("summary: %d windows, %d events, %d samples, %.3f s wall", s.windows(),
+                         s.events(), s.samples_received(), s.wall_time_s());
+}
+
+std::string FormatEvent(const v1::Event& e, double rate) {
+  return absl::StrFormat("EVENT  %-12s  %7.3f-%.3f s  samples [%d, %d)  score %.3f", e.label(),
+                         e.start_sample() / rate, e.end_sample() / rate, e.start_sample(),
+                         e.end_sample(), e.score());
 }
 
 std::string ToJson(const google::protobuf::Message& m) {
@@ -94,6 +100,7 @@ int RunStream(const CommonOptions& common, const std::vector<std::string>& args)
   int code = 0;
   if (!LoadInput(args, &input, &code)) return code;
   const bool json = absl::GetFlag(FLAGS_json);
+  const bool events_only = absl::GetFlag(FLAGS_events_only);
   const bool realtime = absl::GetFlag(FLAGS_realtime);
   const double chunk_ms = absl::GetFlag(FLAGS_chunk_ms);
   if (!(chunk_ms > 0)) return Fail("--chunk-ms must be > 0");
@@ -132,7 +139,9 @@ int RunStream(const CommonOptions& common, const std::vector<std::string>& args)
     if (json) {
       std::printf("%s\n", ToJson(resp).c_str());
     } else if (resp.has_window()) {
-      std::printf("%s\n", FormatWindow(resp.window()).c_str());
+      if (!events_only) std::printf("%s\n", FormatWindow(resp.window()).c_str());
+    } else if (resp.has_event()) {
+      std::printf("%s\n", FormatEvent(resp.event(), input.audio.sample_rate_hz).c_str());
     } else if (resp.has_summary()) {
       std::printf("%s\n", FormatSummary(resp.summary()).c_str());
     }
@@ -160,7 +169,12 @@ int RunClassify(const CommonOptions& common, const std::vector<std::string>& arg
     std::printf("%s\n", ToJson(resp).c_str());
     return 0;
   }
-  for (const v1::WindowResult& w : resp.windows()) std::printf("%s\n", FormatWindow(w).c_str());
+  if (!absl::GetFlag(FLAGS_events_only)) {
+    for (const v1::WindowResult& w : resp.windows()) std::printf("%s\n", FormatWindow(w).c_str());
+  }
+  for (const v1::Event& e : resp.events()) {
+    std::printf("%s\n", FormatEvent(e, input.audio.sample_rate_hz).c_str());
+  }
   std::printf("%s\n", FormatSummary(resp.summary()).c_str());
   return 0;
 }

@@ -227,8 +227,9 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   return 0;
 }
 
-int RunEval(const CommonOptions&, const std::vector<std::string>& args) {
+int RunEval(const CommonOptions& common, const std::vector<std::string>& args) {
   if (args.size() != 1) return Fail("give one model folder: wavepool eval models/digits/1 --data DIR");
+  if (absl::GetFlag(FLAGS_continuous)) return RunContinuousEval(common, args[0]);
   const std::string data_dir = absl::GetFlag(FLAGS_data);
   if (data_dir.empty()) return Fail("eval needs --data DIR");
   auto model = nn::Model::Load(args[0]);
