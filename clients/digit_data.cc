@@ -221,11 +221,11 @@ WindowExample ExampleSynth::BackgroundExample() {
   ex.label = kBackgroundLabel;
   ex.samples.assign(window_, 0.0f);
   const double kind = Uniform(0, 1);
-  if (kind < 0.35 || data_.train.empty()) {
+  if (kind < 0.3 || data_.train.empty()) {
     // Noise alone, from near silence up to fairly loud.
     Bed(ex.samples);
     if (Uniform(0, 1) < 0.5) AddNoise(ex.samples, 0, window_, DbToGain(Uniform(-60, -15)));
-  } else if (kind < 0.6) {
+  } else if (kind < 0.5) {
     // The quiet edges of a recording (its first or last 30 ms), repeated.
     const Clip& c = data_.train[rng_() % data_.train.size()];
     const size_t edge = std::min<size_t>(240, c.samples.size());
@@ -238,16 +238,24 @@ WindowExample ExampleSynth::BackgroundExample() {
     const float g = static_cast<float>(DbToGain(Uniform(-6, 12)));
     for (float& x : ex.samples) x *= g;
   } else {
-    // A fragment (at most 15%) of a digit at the window's edge: not a digit yet.
+    // Digits cut by the window's edges: the end of one at the start, and/or the
+    // start of another at the end, each at most half a digit. In a stream these
+    // are the windows between two words; they must not become a third word.
     Bed(ex.samples);
-    const Clip& c = data_.train[rng_() % data_.train.size()];
-    const size_t frag = std::min(
-        window_, static_cast<size_t>(Uniform(0.02, 0.15) * static_cast<double>(c.samples.size())));
-    const float g = static_cast<float>(DbToGain(Uniform(-18, 6)));
-    if (Uniform(0, 1) < 0.5) {
-      for (size_t i = 0; i < frag; ++i) ex.samples[i] += g * c.samples[c.samples.size() - frag + i];
-    } else {
-      for (size_t i = 0; i < frag; ++i) ex.samples[window_ - frag + i] += g * c.samples[i];
+    const bool both = kind >= 0.8;
+    const bool head = both || Uniform(0, 1) < 0.5;
+    const bool tail = both || !head;
+    for (int side = 0; side < 2; ++side) {
+      if ((side == 0 && !head) || (side == 1 && !tail)) continue;
+      const Clip& c = data_.train[rng_() % data_.train.size()];
+      const size_t frag = std::min(
+          window_ / 2, static_cast<size_t>(Uniform(0.02, 0.5) * static_cast<double>(c.samples.size())));
+      const float g = static_cast<float>(DbToGain(Uniform(-18, 6)));
+      if (side == 0) {
+        for (size_t i = 0; i < frag; ++i) ex.samples[i] += g * c.samples[c.samples.size() - frag + i];
+      } else {
+        for (size_t i = 0; i < frag; ++i) ex.samples[window_ - frag + i] += g * c.samples[i];
+      }
     }
   }
   if (Uniform(0, 1) < options_.zero_tail_prob) {

@@ -44,7 +44,7 @@ struct AugmentOptions {
   double zero_tail_prob = 0.25;     // zeros after a cut point, as in a padded tail window
   double clip_first_prob = 0.33;    // the digit at the start, zeros after it (a lone clip)
   double neighbour_prob = 0.2;      // a fragment of another digit at the far edge
-  double background_fraction = 0.3;  // background examples per digit example
+  double background_fraction = 0.4;  // background examples per digit example
   int freq_masks = 2, freq_mask_max = 5;  // SpecAugment on the features
   int time_masks = 2, time_mask_max = 8;
   bool enabled = true;

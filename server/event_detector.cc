@@ -32,9 +32,9 @@ absl::StatusOr<EventDetector> EventDetector::Create(const v1::ModelSpec& spec) {
   return d;
 }
 
-void EventDetector::Close(EventFn on_event) {
+void EventDetector::Close(EventFn on_event, uint32_t min_windows) {
   if (label_ < 0) return;
-  if (windows_ >= min_windows_) {
+  if (windows_ >= min_windows) {
     v1::Event ev;
     ev.set_label(labels_[static_cast<size_t>(label_)]);
     // The span every window of the run shares, if they share one.
@@ -54,6 +54,7 @@ void EventDetector::Close(EventFn on_event) {
 
 void EventDetector::Add(std::span<const float> scores, uint64_t start_sample, uint64_t end_sample,
                         EventFn on_event) {
+  ++stream_windows_;
   const int top = static_cast<int>(std::max_element(scores.begin(), scores.end()) - scores.begin());
   const bool top_starts =
       is_event_label_[static_cast<size_t>(top)] && scores[static_cast<size_t>(top)] >= on_;
@@ -66,7 +67,7 @@ void EventDetector::Add(std::span<const float> scores, uint64_t start_sample, ui
       last_end_ = end_sample;
       return;
     }
-    Close(on_event);
+    Close(on_event, min_windows_);
   }
   if (top_starts) {
     label_ = top;
@@ -77,6 +78,12 @@ void EventDetector::Add(std::span<const float> scores, uint64_t start_sample, ui
   }
 }
 
-void EventDetector::Finish(EventFn on_event) { Close(on_event); }
+void EventDetector::Finish(EventFn on_event) {
+  // A stream shorter than min_windows windows (a lone short clip: one padded
+  // window) can still hold a whole word: its open event needs every window.
+  Close(on_event, static_cast<uint32_t>(
+                      std::min<uint64_t>(min_windows_, std::max<uint64_t>(stream_windows_, 1))));
+  stream_windows_ = 0;
+}
 
 }  // namespace wavepool::server

@@ -32,7 +32,7 @@ class EventDetector {
   float off_threshold() const { return off_; }
 
  private:
-  void Close(EventFn on_event);
+  void Close(EventFn on_event, uint32_t min_windows);
 
   std::vector<std::string> labels_;
   std::vector<bool> is_event_label_;
@@ -41,6 +41,7 @@ class EventDetector {
   // The open event.
   int label_ = -1;
   uint32_t windows_ = 0;
+  uint64_t stream_windows_ = 0;  // windows added so far
   float best_ = 0;
   uint64_t first_start_ = 0, first_end_ = 0, last_start_ = 0, last_end_ = 0;
 };

@@ -83,6 +83,16 @@ TEST(EventDetector, BackgroundNeverStartsAnEventAndShortRunsAreDropped) {
   EXPECT_EQ(got[0].after_window, 6u) << "closed by Finish";
 }
 
+TEST(EventDetector, AStreamShorterThanMinWindowsStillGivesItsEvent) {
+  // One window in all (a lone clip): min_windows 2 cannot be met, so the open
+  // event is reported when it covers the whole stream.
+  const auto one = Detect(Spec(0.5f, 0.25f, 2), {{0.9f, 0.05f, 0.05f}});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].label, "a");
+  // Two windows where the event covers only the last: not enough.
+  EXPECT_TRUE(Detect(Spec(0.5f, 0.25f, 2), {{0.1f, 0.1f, 0.8f}, {0.9f, 0.05f, 0.05f}}).empty());
+}
+
 TEST(EventDetector, RunLongerThanAWindowFallsBackToTheWholeSpan) {
   // Six windows of 100 every 25 share nothing: first end 100 <= last start 125.
   std::vector<std::vector<float>> s(6, {0.9f, 0.05f, 0.05f});
