@@ -22,13 +22,18 @@ CLI=./build/clients/wavepool
 echo
 echo "== wavepool models"
 $CLI models --server "127.0.0.1:${PORT}"
-MODEL=${WAVEPOOL_DEMO_MODEL:-$( $CLI models --server "127.0.0.1:${PORT}" | awk 'NR==2 {print $1}')}
+MODEL=${WAVEPOOL_DEMO_MODEL:-digits}
 echo
 echo "== wavepool describe ${MODEL}"
 $CLI describe "$MODEL" --server "127.0.0.1:${PORT}"
 REALTIME=--realtime
 [ "${WAVEPOOL_DEMO_FAST:-0}" = 1 ] && REALTIME=
 echo
-echo "== wavepool stream tests/data/demo_digits.wav --model ${MODEL} ${REALTIME}"
-echo "   (ground truth: $(awk '/^digit/ {printf "%s ", $2}' tests/data/demo_digits.txt))"
-$CLI stream tests/data/demo_digits.wav --model "$MODEL" --server "127.0.0.1:${PORT}" $REALTIME --top-k 2
+echo "== wavepool stream tests/data/demo_digits.wav --model ${MODEL} ${REALTIME} --top-k 2"
+echo "   (9.7 s of six spoken digits with pauses; one line per window, EVENT when a digit ends)"
+$CLI stream tests/data/demo_digits.wav --model "$MODEL" --server "127.0.0.1:${PORT}" $REALTIME --top-k 2 \
+  | tee /tmp/wavepool-demo.$$ 
+echo
+echo "digits heard: $(awk '/^EVENT/ {printf "%s ", $2}' /tmp/wavepool-demo.$$)"
+echo "digits said:  $(awk '/^digit/ {printf "%s ", $2}' tests/data/demo_digits.txt)"
+rm -f /tmp/wavepool-demo.$$
