@@ -59,6 +59,19 @@ if "$SERVER_BIN" --address 127.0.0.1:0 --model-repository /nonexistent >"$WORK/t
 fi
 grep -q "/nonexistent" "$WORK/third.log" || fail "unreadable repository message"
 
+# Training end to end on the committed clips (seconds): the model folder gets a
+# spec with provenance, loadable weights and a JSON-lines log, and eval reads it.
+"$CLI" train --spec "$SRC/specs/digits.json" --data "$SRC/tests/data/fsdd" --split all \
+  --epochs 3 --batch-size 16 --out "$WORK/trained" >"$WORK/train.txt" || { cat "$WORK/train.txt"; fail "train"; }
+grep -q "^epoch   3/3" "$WORK/train.txt" || fail "train progress lines"
+[ "$(wc -l <"$WORK/trained/train_log.jsonl")" = 3 ] || fail "train log lines"
+grep -q '"trained": true' "$WORK/trained/spec.json" || fail "provenance trained"
+grep -q '"command": "wavepool train --spec' "$WORK/trained/spec.json" || fail "provenance command"
+"$CLI" eval "$WORK/trained" --data "$SRC/tests/data/fsdd" --split all \
+  --confusion-svg "$WORK/cm.svg" >"$WORK/eval.txt" || { cat "$WORK/eval.txt"; fail "eval"; }
+grep -q "^accuracy .* of 20)" "$WORK/eval.txt" || { cat "$WORK/eval.txt"; fail "eval report"; }
+grep -q "<svg" "$WORK/cm.svg" || fail "confusion svg"
+
 # SIGTERM: drains and exits 0.
 kill -TERM "$PID"
 wait "$PID" || fail "server exit code $? after SIGTERM"
