@@ -1,0 +1,198 @@
+#include "dsp/beat_windows.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace wavepool::dsp {
+namespace {
+constexpr size_t kPendingCapacity = 16;
+constexpr size_t kLongRr = 300;
+constexpr size_t kLocalRr = 10;
+constexpr size_t kAmpBeats = 16;
+}  // namespace
+
+int64_t BeatWindowOptions::before_samples() const {
+  return static_cast<int64_t>(std::llround(before_s * sample_rate_hz));
+}
+int64_t BeatWindowOptions::after_samples() const {
+  return static_cast<int64_t>(std::llround(after_s * sample_rate_hz));
+}
+size_t BeatWindowOptions::window_values() const {
+  return static_cast<size_t>(channels()) * static_cast<size_t>(window_samples());
+}
+
+absl::Status BeatWindowOptions::Validate() const {
+  if (!(sample_rate_hz >= 100 && sample_rate_hz <= 1000)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sample_rate_hz (", sample_rate_hz, ") of a beat model must be in [100, 1000]"));
+  }
+  if (!(before_s > 0 && before_s <= 1) || !(after_s > 0 && after_s <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("beatWindowing: beforeS (", before_s,
+                                                   ") and afterS (", after_s,
+                                                   ") must be in (0, 1] seconds"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> StreamingBeatWindows::Create(
+    const BeatWindowOptions& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  auto b = std::unique_ptr<StreamingBeatWindows>(new StreamingBeatWindows());
+  b->options_ = options;
+  QrsDetectorOptions q;
+  q.sample_rate_hz = options.sample_rate_hz;
+  auto detector = StreamingQrsDetector::Create(q);
+  if (!detector.ok()) return detector.status();
+  b->detector_ = *std::move(detector);
+  auto filter = StreamingEcgFilter::Create(options.sample_rate_hz);
+  if (!filter.ok()) return filter.status();
+  b->filter_ = *std::move(filter);
+  // The ring must reach back to r - before for a peak reported as late as the
+  // detector allows, while the filtered signal may run ahead of the detector.
+  const int64_t reach = options.before_samples() + options.after_samples() +
+                        b->detector_->delay_samples() + b->filter_->delay_samples() +
+                        static_cast<int64_t>(options.sample_rate_hz);
+  b->ring_.assign(static_cast<size_t>(reach), 0.0f);
+  b->pending_.resize(kPendingCapacity);
+  for (Pending& p : b->pending_) p.window.assign(static_cast<size_t>(options.window_samples()), 0);
+  b->rr_ring_.assign(kLongRr, 0.0);
+  b->amp_ring_.assign(kAmpBeats, 0.0f);
+  b->scratch_.reserve(kAmpBeats);
+  b->window_.assign(options.window_values(), 0.0f);
+  return b;
+}
+
+int64_t StreamingBeatWindows::ready_delay_samples() const {
+  return std::max(detector_->delay_samples(),
+                  filter_->delay_samples() + options_.after_samples());
+}
+
+void StreamingBeatWindows::OnPeak(int64_t r) {
+  if (pending_size_ == kPendingCapacity) return;  // cannot happen: EmitReady drains first
+  Pending& p = pending_[(pending_head_ + pending_size_) % kPendingCapacity];
+  p.r = r;
+  p.ready = false;
+  ++pending_size_;
+}
+
+void StreamingBeatWindows::OnFiltered(std::span<const float> filtered) {
+  const size_t cap = ring_.size();
+  for (float v : filtered) {
+    ring_[static_cast<size_t>(filtered_count_ % static_cast<int64_t>(cap))] = v;
+    ++filtered_count_;
+  }
+}
+
+void StreamingBeatWindows::Snapshot(bool finishing) {
+  const int64_t before = options_.before_samples(), len = options_.window_samples();
+  const int64_t cap = static_cast<int64_t>(ring_.size());
+  for (size_t i = 0; i < pending_size_; ++i) {
+    Pending& p = pending_[(pending_head_ + i) % kPendingCapacity];
+    if (p.ready) continue;
+    const int64_t start = p.r - before;
+    if (!finishing && start + len > filtered_count_) continue;
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t t = start + k;
+      const bool have = t >= 0 && t < filtered_count_ && t >= filtered_count_ - cap;
+      p.window[static_cast<size_t>(k)] = have ? ring_[static_cast<size_t>(t % cap)] : 0.0f;
+    }
+    p.ready = true;
+  }
+}
+
+void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
+  Pending& p = pending_[pending_head_];
+  const double rate = options_.sample_rate_hz;
+  const bool has_next = pending_size_ > 1;
+  Beat beat;
+  beat.r_sample = p.r;
+  beat.rr_prev_s = last_emitted_r_ >= 0 ? static_cast<double>(p.r - last_emitted_r_) / rate : 0;
+  beat.rr_next_s =
+      has_next ? static_cast<double>(pending_[(pending_head_ + 1) % kPendingCapacity].r - p.r) / rate
+               : 0;
+  if (beat.rr_prev_s > 0) {
+    rr_ring_[rr_count_ % kLongRr] = beat.rr_prev_s;
+    ++rr_count_;
+  }
+  // Amplitude scale: median |filtered at R| over this beat and up to 15 before.
+  const int64_t before = options_.before_samples();
+  amp_ring_[amp_count_ % kAmpBeats] = std::abs(p.window[static_cast<size_t>(before)]);
+  ++amp_count_;
+  scratch_.assign(amp_ring_.begin(), amp_ring_.begin() + static_cast<long>(std::min(amp_count_, kAmpBeats)));
+  std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(scratch_.size() / 2),
+                   scratch_.end());
+  float scale = scratch_[scratch_.size() / 2];
+  if (!(scale > 1e-3f)) scale = 1.0f;  // a flat lead: keep millivolts
+  const int64_t len = options_.window_samples();
+  for (int64_t k = 0; k < len; ++k) window_[static_cast<size_t>(k)] = p.window[static_cast<size_t>(k)] / scale;
+  if (options_.rr_context) {
+    const size_t n_long = std::min(rr_count_, kLongRr), n_local = std::min(rr_count_, kLocalRr);
+    double long_sum = 0, local_sum = 0;
+    for (size_t i = 0; i < n_long; ++i) {
+      const double v = rr_ring_[(rr_count_ - 1 - i) % kLongRr];
+      long_sum += v;
+      if (i < n_local) local_sum += v;
+    }
+    double long_mean = n_long ? long_sum / static_cast<double>(n_long) : 0;
+    double local_mean = n_local ? local_sum / static_cast<double>(n_local) : 0;
+    if (long_mean <= 0) long_mean = beat.rr_next_s > 0 ? beat.rr_next_s : 1.0;
+    if (local_mean <= 0) local_mean = long_mean;
+    const double prev = beat.rr_prev_s > 0 ? beat.rr_prev_s : local_mean;
+    const double next = beat.rr_next_s > 0 ? beat.rr_next_s : local_mean;
+    const float values[4] = {static_cast<float>(prev / long_mean),
+                             static_cast<float>(next / long_mean),
+                             static_cast<float>(local_mean / long_mean),
+                             static_cast<float>(long_mean)};
+    for (int c = 0; c < 4; ++c) {
+      std::fill(window_.begin() + (c + 1) * len, window_.begin() + (c + 2) * len, values[c]);
+    }
+  }
+  beat.features = window_;
+  last_emitted_r_ = p.r;
+  pending_head_ = (pending_head_ + 1) % kPendingCapacity;
+  --pending_size_;
+  on_beat(beat);
+}
+
+void StreamingBeatWindows::EmitReady(bool finishing, BeatFn on_beat) {
+  Snapshot(finishing);
+  while (pending_size_ > 0 && pending_[pending_head_].ready &&
+         (pending_size_ > 1 || finishing)) {
+    EmitFront(on_beat);
+  }
+  // Never let the ring of pending beats fill: a beat whose next R is very late
+  // (asystole) goes out with rr_next unknown rather than be lost.
+  while (pending_size_ >= kPendingCapacity - 1 && pending_[pending_head_].ready) {
+    EmitFront(on_beat);
+  }
+}
+
+void StreamingBeatWindows::Push(std::span<const float> samples_mv, BeatFn on_beat) {
+  // Feed in slices so peaks and filtered samples stay within the ring's reach
+  // whatever the caller's chunk size; slicing does not change any output.
+  const size_t slice = std::max<size_t>(1, static_cast<size_t>(options_.sample_rate_hz / 4));
+  for (size_t i = 0; i < samples_mv.size(); i += slice) {
+    const auto part = samples_mv.subspan(i, std::min(slice, samples_mv.size() - i));
+    detector_->Push(part, [&](int64_t r) { OnPeak(r); });
+    filter_->Push(part, [&](std::span<const float> f) { OnFiltered(f); });
+    EmitReady(false, on_beat);
+  }
+}
+
+void StreamingBeatWindows::Finish(BeatFn on_beat) {
+  filter_->Finish([&](std::span<const float> f) { OnFiltered(f); });
+  detector_->Finish([&](int64_t r) { OnPeak(r); });
+  EmitReady(true, on_beat);
+  Reset();
+}
+
+void StreamingBeatWindows::Reset() {
+  filtered_count_ = 0;
+  pending_head_ = pending_size_ = 0;
+  last_emitted_r_ = -1;
+  rr_count_ = amp_count_ = 0;
+}
+
+}  // namespace wavepool::dsp

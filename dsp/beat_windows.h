@@ -1,0 +1,100 @@
+// Streaming beat windows for ECG models: R peaks from StreamingQrsDetector,
+// the classifier's lead from StreamingEcgFilter, normalised per stream, cut
+// into one window around each R peak, with the RR context. One class does it
+// for serving and for training, so both see identical inputs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "dsp/qrs_detector.h"
+
+namespace wavepool::dsp {
+
+struct BeatWindowOptions {
+  double sample_rate_hz = 180;
+  double before_s = 0.25;
+  double after_s = 0.4;
+  bool rr_context = true;
+
+  int64_t before_samples() const;
+  int64_t after_samples() const;
+  int64_t window_samples() const { return before_samples() + after_samples(); }
+  int channels() const { return rr_context ? 5 : 1; }
+  // Values per window: channels() * window_samples(), channel-major.
+  size_t window_values() const;
+  absl::Status Validate() const;
+};
+
+struct Beat {
+  int64_t r_sample = 0;   // R peak, in the stream's numbering at sample_rate_hz
+  double rr_prev_s = 0;   // 0 for the first beat
+  double rr_next_s = 0;   // 0 for the last beat of a stream
+  std::span<const float> features;  // window_values(), valid during the call
+};
+
+// Push samples (millivolts, any chunking); each beat is emitted once its next
+// R peak is known (for rr_next) and its window of filtered samples is complete,
+// or at Finish. Window: filtered lead at [r - before, r + after), divided by the
+// stream's amplitude scale (the median |filtered value at R| over this beat and
+// up to 15 before it); samples outside the stream are 0. RR channels as in
+// BeatWindowSpec (an unknown RR is replaced by the local mean, an unknown local
+// mean by the long-term one, and an unknown long-term mean by 1 s). Beats are
+// emitted in order, identically for any chunking. No allocation after Create.
+class StreamingBeatWindows {
+ public:
+  using BeatFn = absl::FunctionRef<void(const Beat& beat)>;
+
+  static absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> Create(
+      const BeatWindowOptions& options);
+
+  void Push(std::span<const float> samples_mv, BeatFn on_beat);
+  void Finish(BeatFn on_beat);
+
+  const BeatWindowOptions& options() const { return options_; }
+  // Worst-case delay from an R peak to its window being ready, excluding the
+  // wait for the next R peak: detector delay vs filter delay + after_s.
+  int64_t ready_delay_samples() const;
+
+ private:
+  StreamingBeatWindows() = default;
+  struct Pending {
+    int64_t r = 0;
+    bool ready = false;          // window snapshot taken
+    std::vector<float> window;   // filtered lead, window_samples(), unscaled
+  };
+  void OnPeak(int64_t r);
+  void OnFiltered(std::span<const float> filtered);
+  // Takes the window snapshot of every pending beat whose window is complete
+  // (or, when finishing, of all of them, zero-filling what never came).
+  void Snapshot(bool finishing);
+  void EmitReady(bool finishing, BeatFn on_beat);
+  void EmitFront(BeatFn on_beat);
+  void Reset();
+
+  BeatWindowOptions options_;
+  std::unique_ptr<StreamingQrsDetector> detector_;
+  std::unique_ptr<StreamingEcgFilter> filter_;
+  // Ring of the most recent filtered samples (aligned to input numbering).
+  std::vector<float> ring_;
+  int64_t filtered_count_ = 0;  // filtered samples produced so far
+  // Detected R peaks not yet emitted, oldest first (a fixed ring).
+  std::vector<Pending> pending_;
+  size_t pending_head_ = 0, pending_size_ = 0;
+  int64_t last_emitted_r_ = -1;  // for rr_prev
+  // RR intervals (seconds) of emitted beats: a ring of the last 300 (about 5
+  // minutes at 60 bpm) for the long-term mean; the local mean uses the last 10.
+  std::vector<double> rr_ring_;
+  size_t rr_count_ = 0;
+  // |filtered value at R| of the last 16 emitted beats, for the scale.
+  std::vector<float> amp_ring_;
+  size_t amp_count_ = 0;
+  std::vector<float> scratch_;  // for the median
+  std::vector<float> window_;   // the window being emitted
+};
+
+}  // namespace wavepool::dsp
