@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
@@ -77,23 +78,35 @@ std::string FormatCount(uint64_t n) {
 absl::StatusOr<ModelDescription> Describe(const ModelSpec& spec) {
   ASSIGN_OR_RETURN(std::vector<Shape> shapes, ValidateSpec(spec));
   ASSIGN_OR_RETURN(Shape in, InputShape(spec));
-  ASSIGN_OR_RETURN(dsp::MelFilterbank bank, Filterbank(spec));
+  // ECG beat models: the input is the filtered lead itself, one position per
+  // sample, and no frequency axis.
+  const bool beats = spec.kind() == ::wavepool::v1::BEAT_WINDOWS;
+  std::optional<dsp::MelFilterbank> bank;
+  if (!beats) {
+    ASSIGN_OR_RETURN(bank, Filterbank(spec));
+  }
   const double rate = spec.sample_rate_hz();
-  const double frame_length = spec.front_end().stft().frame_length();
-  const double frame_hop = spec.front_end().stft().frame_hop();
-  const uint32_t bands = spec.front_end().mel().num_bands();
+  const double frame_length = beats ? 1 : spec.front_end().stft().frame_length();
+  const double frame_hop = beats ? 1 : spec.front_end().stft().frame_hop();
+  const uint32_t bands = beats ? 1 : spec.front_end().mel().num_bands();
   const uint32_t frames = in.w;
-  const bool freq_axis = spec.front_end().layout() != ::wavepool::v1::MEL_AS_CHANNELS;
+  const bool freq_axis = !beats && spec.front_end().layout() != ::wavepool::v1::MEL_AS_CHANNELS;
   // Mean width of a band's share of the mel range.
-  const double hz_per_band = (spec.front_end().mel().f_max_hz() - spec.front_end().mel().f_min_hz()) / bands;
+  const double hz_per_band =
+      beats ? 0 : (spec.front_end().mel().f_max_hz() - spec.front_end().mel().f_min_hz()) / bands;
 
   ModelDescription d;
   d.add_input_shape(in.c);
   d.add_input_shape(in.h);
   d.add_input_shape(in.w);
-  d.set_window_ms(spec.windowing().length_samples() / rate * 1000);
-  d.set_hop_ms(spec.windowing().hop_samples() / rate * 1000);
-  d.set_front_end_mflops(FrontEndFlops(spec, bank, frames) / 1e6);
+  if (beats) {
+    d.set_window_ms((spec.beat_windowing().before_s() + spec.beat_windowing().after_s()) * 1000);
+    d.set_hop_ms(0);  // one window per detected beat
+  } else {
+    d.set_window_ms(spec.windowing().length_samples() / rate * 1000);
+    d.set_hop_ms(spec.windowing().hop_samples() / rate * 1000);
+    d.set_front_end_mflops(FrontEndFlops(spec, *bank, frames) / 1e6);
+  }
 
   Axis t, f;
   if (!freq_axis) {
@@ -175,9 +188,9 @@ absl::StatusOr<ModelDescription> Describe(const ModelSpec& spec) {
     // the last), narrowest and widest over every placement. Padding can make
     // rf exceed the bands there are; the span is then all of them.
     const auto r = static_cast<uint32_t>(std::clamp<double>(f.rf, 1, bands));
-    double lo = INFINITY, hi = 0;
-    for (uint32_t b = 0; b + r <= bands; ++b) {
-      const double span = bank.UpperHz(b + r - 1) - bank.LowerHz(b);
+    double lo = beats ? 0 : INFINITY, hi = 0;
+    for (uint32_t b = 0; bank && b + r <= bands; ++b) {
+      const double span = bank->UpperHz(b + r - 1) - bank->LowerHz(b);
       lo = std::min(lo, span);
       hi = std::max(hi, span);
     }
@@ -201,11 +214,19 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
   std::string s = absl::StrFormat(
       "model %s v%d: %g Hz, window %.1f ms, hop %.1f ms\n", spec.name().empty() ? "(unnamed)" : spec.name(),
       spec.version(), rate, d.window_ms(), d.hop_ms());
-  absl::StrAppendFormat(&s, "front end: frames of %.1f ms every %.1f ms, %u mel bands %g-%g Hz, %s\n",
-                        fe.stft().frame_length() / rate * 1000, fe.stft().frame_hop() / rate * 1000,
-                        fe.mel().num_bands(), fe.mel().f_min_hz(), fe.mel().f_max_hz(),
-                        fe.layout() == ::wavepool::v1::MEL_AS_CHANNELS ? "bands as channels"
-                                                                       : "bands as frequency axis");
+  const bool beats = spec.kind() == ::wavepool::v1::BEAT_WINDOWS;
+  if (beats) {
+    absl::StrAppendFormat(&s, "front end: ECG lead filtered (docs/ecg.md), %.0f ms before to %.0f ms "
+                          "after each detected R peak%s\n",
+                          spec.beat_windowing().before_s() * 1000, spec.beat_windowing().after_s() * 1000,
+                          spec.beat_windowing().rr_context() ? ", plus 4 RR-context channels" : "");
+  } else {
+    absl::StrAppendFormat(&s, "front end: frames of %.1f ms every %.1f ms, %u mel bands %g-%g Hz, %s\n",
+                          fe.stft().frame_length() / rate * 1000, fe.stft().frame_hop() / rate * 1000,
+                          fe.mel().num_bands(), fe.mel().f_min_hz(), fe.mel().f_max_hz(),
+                          fe.layout() == ::wavepool::v1::MEL_AS_CHANNELS ? "bands as channels"
+                                                                         : "bands as frequency axis");
+  }
   const auto shape = [](const auto& v) {
     return v.size() == 3 ? absl::StrFormat("[%u, %u, %u]", v[0], v[1], v[2]) : std::string("[]");
   };
@@ -220,7 +241,7 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
                         "Hz", "ms", "bands", "min-max", "", "");
   absl::StrAppendFormat(&s, "%-*s %-15s %14s %7s %7s %7s %5s %11s %8s %7.3f\n", nw, "input",
                         "front end", shape(d.input_shape()),
-                        absl::StrFormat("%.1f", fe.stft().frame_hop() / rate * 1000), "", "",
+                        absl::StrFormat("%.1f", (beats ? 1 : fe.stft().frame_hop()) / rate * 1000), "", "",
                         "", "", "", d.front_end_mflops());
   for (const auto& l : d.layers()) {
     const std::string step_ms = l.time_step_ms() > 0 ? absl::StrFormat("%.1f", l.time_step_ms()) : "-";

@@ -44,11 +44,20 @@ absl::Status ValidateFrontEnd(const ModelSpec& spec) {
     return Invalid(absl::StrCat("sample_rate_hz (", rate, ") must be > 0 and <= 1000000"));
   }
   if (spec.kind() == ::wavepool::v1::BEAT_WINDOWS) {
-    return absl::UnimplementedError(
-        "kind BEAT_WINDOWS is not supported yet; use FIXED_WINDOWS");
+    // ECG: the front end is fixed (dsp/qrs_detector.h); only the window is set.
+    const auto& b = spec.beat_windowing();
+    if (!(rate >= 100 && rate <= 1000)) {
+      return Invalid(absl::StrCat("sample_rate_hz (", rate,
+                                  ") of a BEAT_WINDOWS model must be in [100, 1000]"));
+    }
+    if (!(b.before_s() > 0 && b.before_s() <= 1) || !(b.after_s() > 0 && b.after_s() <= 1)) {
+      return Invalid(absl::StrCat("beat_windowing.before_s (", b.before_s(), ") and after_s (",
+                                  b.after_s(), ") must be in (0, 1] seconds"));
+    }
+    return absl::OkStatus();
   }
   if (spec.kind() != ::wavepool::v1::FIXED_WINDOWS) {
-    return Invalid("kind must be FIXED_WINDOWS (got ",
+    return Invalid("kind must be FIXED_WINDOWS or BEAT_WINDOWS (got ",
                    ::wavepool::v1::ModelKind_IsValid(spec.kind())
                        ? ::wavepool::v1::ModelKind_Name(spec.kind())
                        : absl::StrCat(static_cast<int>(spec.kind())),
@@ -270,6 +279,12 @@ std::string SpecToJson(const ModelSpec& spec) {
 
 absl::StatusOr<Shape> InputShape(const ModelSpec& spec) {
   RETURN_IF_ERROR(ValidateFrontEnd(spec));
+  if (spec.kind() == ::wavepool::v1::BEAT_WINDOWS) {
+    const double rate = spec.sample_rate_hz();
+    const auto w = static_cast<uint32_t>(std::llround(spec.beat_windowing().before_s() * rate) +
+                                         std::llround(spec.beat_windowing().after_s() * rate));
+    return Shape{spec.beat_windowing().rr_context() ? 5u : 1u, 1, w};
+  }
   const auto& stft = spec.front_end().stft();
   const uint32_t frames =
       (spec.windowing().length_samples() - stft.frame_length()) / stft.frame_hop() + 1;

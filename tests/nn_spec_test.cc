@@ -116,7 +116,11 @@ std::vector<Rule> Rules() {
       {"rate_too_high", [](S s) { s.set_sample_rate_hz(2e6); }, {"sample_rate_hz", "1000000"}},
       {"rate_nan", [](S s) { s.set_sample_rate_hz(std::nan("")); }, {"sample_rate_hz"}},
       {"kind_unspecified", [](S s) { s.set_kind(::wavepool::v1::MODEL_KIND_UNSPECIFIED); }, {"kind", "FIXED_WINDOWS"}},
-      {"kind_beat", [](S s) { s.set_kind(::wavepool::v1::BEAT_WINDOWS); }, {"BEAT_WINDOWS", "not supported yet"}},
+      {"kind_beat_rate", [](S s) { s.set_kind(::wavepool::v1::BEAT_WINDOWS); }, {"BEAT_WINDOWS", "[100, 1000]"}},
+      {"kind_beat_window", [](S s) {
+         s.set_kind(::wavepool::v1::BEAT_WINDOWS);
+         s.set_sample_rate_hz(360);
+       }, {"before_s (0)", "(0, 1] seconds"}},
       {"frame_length_zero", [](S s) { s.mutable_front_end()->mutable_stft()->set_frame_length(0); }, {"frame_length (0)"}},
       {"frame_hop_zero", [](S s) { s.mutable_front_end()->mutable_stft()->set_frame_hop(0); }, {"frame_hop (0)"}},
       {"fft_below_frame", [](S s) { s.mutable_front_end()->mutable_stft()->set_fft_size(128); }, {"fft_size (128)", "frame_length (160)"}},
@@ -185,10 +189,17 @@ TEST(ValidateSpec, EveryRuleHasAnActionableMessage) {
   }
 }
 
-TEST(ValidateSpec, BeatWindowsIsUnimplemented) {
+TEST(InputShape, BeatWindowsAreTheLeadPlusRrChannels) {
   ModelSpec s = Small();
   s.set_kind(::wavepool::v1::BEAT_WINDOWS);
-  EXPECT_EQ(ValidateSpec(s).status().code(), absl::StatusCode::kUnimplemented);
+  s.set_sample_rate_hz(360);
+  s.mutable_beat_windowing()->set_before_s(0.25);  // 90 samples
+  s.mutable_beat_windowing()->set_after_s(0.4);    // 144 samples
+  auto shape = InputShape(s);
+  ASSERT_TRUE(shape.ok()) << shape.status();
+  EXPECT_EQ(*shape, (Shape{1, 1, 234}));
+  s.mutable_beat_windowing()->set_rr_context(true);
+  EXPECT_EQ(*InputShape(s), (Shape{5, 1, 234}));
 }
 
 TEST(ExpectedWeights, NamesAndPyTorchShapes) {
