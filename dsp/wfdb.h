@@ -24,7 +24,7 @@ struct WfdbSignalInfo {
   int adc_zero = 0;
   int initial_value = 0;
   int checksum = 0;
-  std::string description;  // e.g. "MLII"
+  std::string description;  // e.g. "MLII"; empty when the header has none
 };
 
 struct WfdbHeader {
@@ -33,7 +33,7 @@ struct WfdbHeader {
   double sampling_frequency = 250;  // WFDB's default when absent
   int64_t num_samples = 0;          // per signal; 0 = unknown
   std::vector<WfdbSignalInfo> signals;
-  std::vector<std::string> comments;  // lines starting with '#'
+  std::vector<std::string> comments;  // lines starting with '#', verbatim ('#' kept, no line end)
 };
 
 // Parses header text (CRLF or LF line ends, '#' comment lines anywhere).
@@ -55,24 +55,29 @@ struct WfdbRecord {
 };
 
 // Reads PATH.hea and the .dat it names (in the same folder). `path` may end in
-// ".hea" or be the record path without extension.
+// ".hea" or be the record path without extension. When the header gives
+// NSAMP, exactly NSAMP frames are read (a shorter file is DATA_LOSS) and the
+// header's checksums are verified (a mismatch is DATA_LOSS). Formats other than
+// 212, signals in more than one file, and samples-per-frame or skew modifiers
+// are UNIMPLEMENTED.
 absl::StatusOr<WfdbRecord> ReadWfdbRecord(const std::string& path);
 
 // One MIT-format annotation (pseudo-codes already applied).
 struct Annotation {
   int64_t sample = 0;   // absolute sample number
   int code = 0;         // anntyp, 1..49 (NORMAL = 1, ...)
-  int subtype = 0;      // from SUB
-  int channel = 0;      // from CHN
-  int num = 0;          // from NUM
-  std::string aux;      // from AUX (e.g. rhythm "(N")
+  int subtype = 0;      // from SUB, -512..511 (noise '~': -1 = all signals unreadable)
+  int channel = 0;      // from CHN, 0..1023, kept for later annotations
+  int num = 0;          // from NUM, -512..511, kept for later annotations
+  std::string aux;      // from AUX (e.g. rhythm "(N"), trailing NUL bytes dropped
   char Symbol() const;  // the MIT-BIH mnemonic ('N', 'V', 'A', '+', '~', ...), '?' if unknown
 };
 
 // Decodes an MIT annotation file: 16-bit little-endian words, 6-bit code and
 // 10-bit time difference, with the pseudo-codes SKIP (59: 32-bit interval),
 // NUM (60), SUB (61), CHN (62) and AUX (63: byte string, padded to even), ending
-// at a zero word. Errors name the byte offset.
+// at a zero word (a file without one is an error: truncated). SUB, CHN, NUM
+// and AUX modify the annotation they follow. Errors name the byte offset.
 absl::StatusOr<std::vector<Annotation>> ParseMitAnnotations(std::string_view bytes);
 absl::StatusOr<std::vector<Annotation>> ReadMitAnnotations(const std::string& path);
 
