@@ -8,6 +8,7 @@
 
 #include "grpcpp/channel.h"
 #include "grpcpp/support/status.h"
+#include "wavepool/v1/model_spec.pb.h"
 
 namespace wavepool::cli {
 
@@ -25,6 +26,9 @@ int RunHealth(const CommonOptions& common, const std::vector<std::string>& args)
 int RunInitModel(const std::vector<std::string>& args);
 int RunTrain(const CommonOptions& common, const std::vector<std::string>& args);
 int RunEval(const CommonOptions& common, const std::vector<std::string>& args);
+int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::string& data_dir,
+                const std::string& out);
+int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& data_dir);
 int RunContinuousEval(const CommonOptions& common, const std::string& model);
 
 // Shared helpers.

@@ -12,9 +12,9 @@
 namespace wavepool::cli {
 
 // Each clip goes through dsp::FeatureWindows (complete windows and the padded
-// tail, as the server makes them); its prediction is the highest-scoring digit
-// among its windows' top labels, or background when every window's top label is
-// background.
+// tail, as the server makes them); its prediction is the digit (never
+// background: an FSDD clip always holds one) with the highest score in any of
+// its windows.
 absl::StatusOr<ClipScores> ScoreClips(const nn::Model& model, const dsp::FeatureWindowOptions& fo,
                                       const std::vector<Clip>& clips);
 

@@ -36,3 +36,4 @@ ABSL_FLAG(bool, continuous, false,
 ABSL_FLAG(int, digits_per_stream, 10, "eval --continuous: digits per stream");
 ABSL_FLAG(bool, verbose, false, "eval --continuous: print each stream's reference and events");
 ABSL_FLAG(bool, events_only, false, "stream: print only events (and the summary)");
+ABSL_FLAG(int, ecg_n_per_epoch, 12000, "train (ECG): N beats drawn afresh each epoch (all other classes are used every epoch)");

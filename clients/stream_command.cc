@@ -11,6 +11,7 @@
 #include "clients/cli.h"
 #include "clients/flags.h"
 #include "dsp/wav.h"
+#include "dsp/wfdb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/client_context.h"
 #include "wavepool/v1/classifier.grpc.pb.h"
@@ -26,6 +27,12 @@ void SetDeadline(const CommonOptions& common, grpc::ClientContext* context) {
 }
 
 std::string FormatWindow(const v1::WindowResult& w) {
+  if (w.has_beat_sample()) {
+    std::string line = absl::StrFormat("beat %5d  R at sample %8d  rr %.3f/%.3f s", w.index(),
+                                       w.beat_sample(), w.rr_prev_s(), w.rr_next_s());
+    for (const v1::Label& l : w.top()) absl::StrAppendFormat(&line, "  %s %.3f", l.label(), l.score());
+    return line;
+  }
   std::string line = absl::StrFormat("window %4d  %8.3f s  samples [%d, %d)", w.index(),
                                      w.start_time_s(), w.start_sample(), w.end_sample());
   for (const v1::Label& l : w.top()) absl::StrAppendFormat(&line, "  %s %.3f", l.label(), l.score());
@@ -53,8 +60,12 @@ std::string ToJson(const google::protobuf::Message& m) {
 
 // The file, its config, and float32 little-endian bytes of the interleaved samples.
 struct Input {
-  dsp::Audio audio;
+  dsp::Audio audio;            // WAV: samples; WFDB: rate and channels only
+  std::vector<int16_t> int16;  // WFDB: the first signal's ADC values
   v1::StreamConfig config;
+  size_t frames() const { return int16.empty() ? audio.frames() : int16.size(); }
+  // Bytes of frames [begin, end) in the config's encoding.
+  std::string Pcm(size_t begin, size_t end) const;
 };
 
 bool LoadInput(const std::vector<std::string>& args, Input* input, int* exit_code) {
@@ -67,17 +78,46 @@ bool LoadInput(const std::vector<std::string>& args, Input* input, int* exit_cod
     *exit_code = Fail("--model is required (wavepool models lists them)");
     return false;
   }
-  absl::StatusOr<dsp::Audio> audio = dsp::ReadAudio(args[0]);
-  if (!audio.ok()) {
-    *exit_code = Fail(std::string(audio.status().message()));
-    return false;
+  const std::string& path = args[0];
+  if (path.size() > 4 && path.substr(path.size() - 4) == ".hea") {
+    // A WFDB record: its first signal (MLII in MIT-BIH), sent as INT16 with the
+    // header's gain and baseline, so the server sees the exact ADC values.
+    absl::StatusOr<dsp::WfdbRecord> record = dsp::ReadWfdbRecord(path);
+    if (!record.ok()) {
+      *exit_code = Fail(std::string(record.status().message()));
+      return false;
+    }
+    // MLII when the record has it (record 114 lists V5 first), else the first signal.
+    size_t lead = 0;
+    for (size_t i = 0; i < record->header.signals.size(); ++i) {
+      if (record->header.signals[i].description == "MLII") {
+        lead = i;
+        break;
+      }
+    }
+    const dsp::WfdbSignalInfo& sig = record->header.signals[lead];
+    input->int16.resize(static_cast<size_t>(record->frames()));
+    for (size_t i = 0; i < input->int16.size(); ++i) {
+      input->int16[i] = record->adc[i * static_cast<size_t>(record->header.num_signals) + lead];
+    }
+    input->audio.sample_rate_hz = record->header.sampling_frequency;
+    input->audio.channels = 1;
+    input->config.set_encoding(v1::INT16);
+    input->config.set_adc_gain(sig.adc_gain);
+    input->config.set_baseline(sig.baseline);
+  } else {
+    absl::StatusOr<dsp::Audio> audio = dsp::ReadAudio(path);
+    if (!audio.ok()) {
+      *exit_code = Fail(std::string(audio.status().message()));
+      return false;
+    }
+    input->audio = *std::move(audio);
+    input->config.set_encoding(v1::FLOAT32);
   }
-  input->audio = *std::move(audio);
   input->config.set_model(model);
   input->config.set_version(absl::GetFlag(FLAGS_version));
   input->config.set_sample_rate_hz(input->audio.sample_rate_hz);
   input->config.set_channels(static_cast<uint32_t>(input->audio.channels));
-  input->config.set_encoding(v1::FLOAT32);
   input->config.set_top_k(absl::GetFlag(FLAGS_top_k));
   return true;
 }
@@ -93,6 +133,20 @@ std::string PcmBytes(const std::vector<float>& s, size_t begin, size_t end) {
   return bytes;
 }
 
+std::string Input::Pcm(size_t begin, size_t end) const {
+  if (int16.empty()) {
+    const size_t ch = static_cast<size_t>(audio.channels);
+    return PcmBytes(audio.samples, begin * ch, end * ch);
+  }
+  std::string b(2 * (end - begin), '\0');
+  for (size_t i = begin; i < end; ++i) {
+    const auto u = static_cast<uint16_t>(int16[i]);
+    b[2 * (i - begin)] = static_cast<char>(u & 0xff);
+    b[2 * (i - begin) + 1] = static_cast<char>(u >> 8);
+  }
+  return b;
+}
+
 }  // namespace
 
 int RunStream(const CommonOptions& common, const std::vector<std::string>& args) {
@@ -104,7 +158,6 @@ int RunStream(const CommonOptions& common, const std::vector<std::string>& args)
   const bool realtime = absl::GetFlag(FLAGS_realtime);
   const double chunk_ms = absl::GetFlag(FLAGS_chunk_ms);
   if (!(chunk_ms > 0)) return Fail("--chunk-ms must be > 0");
-  const size_t channels = static_cast<size_t>(input.audio.channels);
   const size_t frames_per_chunk =
       std::max<size_t>(1, static_cast<size_t>(input.audio.sample_rate_hz * chunk_ms / 1000.0));
 
@@ -118,7 +171,7 @@ int RunStream(const CommonOptions& common, const std::vector<std::string>& args)
     *req.mutable_config() = input.config;
     if (!stream->Write(req)) return;
     const auto start = std::chrono::steady_clock::now();
-    const size_t frames = input.audio.frames();
+    const size_t frames = input.frames();
     for (size_t f = 0; f < frames; f += frames_per_chunk) {
       const size_t end = std::min(frames, f + frames_per_chunk);
       if (realtime) {
@@ -128,7 +181,7 @@ int RunStream(const CommonOptions& common, const std::vector<std::string>& args)
                         1e6 * static_cast<double>(end) / input.audio.sample_rate_hz)));
       }
       v1::StreamClassifyRequest chunk;
-      chunk.mutable_samples()->set_pcm(PcmBytes(input.audio.samples, f * channels, end * channels));
+      chunk.mutable_samples()->set_pcm(input.Pcm(f, end));
       if (!stream->Write(chunk)) return;
     }
     stream->WritesDone();
@@ -159,7 +212,7 @@ int RunClassify(const CommonOptions& common, const std::vector<std::string>& arg
   if (!LoadInput(args, &input, &code)) return code;
   v1::ClassifyRequest req;
   *req.mutable_config() = input.config;
-  req.mutable_samples()->set_pcm(PcmBytes(input.audio.samples, 0, input.audio.samples.size()));
+  req.mutable_samples()->set_pcm(input.Pcm(0, input.frames()));
   v1::ClassifyResponse resp;
   grpc::ClientContext context;
   SetDeadline(common, &context);

@@ -421,7 +421,7 @@ class QrsDetectorImpl final : public StreamingQrsDetector {
     if (prev > MAt(tm - 2) && prev >= MAt(tm)) {
       // Thresholds act on the RMS derivative (mV/s), sqrt of PT's integral:
       // half the dynamic range in dB, so a run of large ectopic beats no longer
-      // lifts the threshold above the normal beats that follow (DS1: 492 -> 84
+      // lifts the threshold above the normal beats that follow (DS1: 313 -> 82
       // missed beats).
       queue_[queue_tail_++] = {tm - 1, std::sqrt(prev)};
     }

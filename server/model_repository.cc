@@ -30,11 +30,23 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::LoadVersion(
   loaded->version = version;
   loaded->dir = dir;
   loaded->model = model;
-  ASSIGN_OR_RETURN(loaded->features, nn::FeatureOptionsFromSpec(spec));
-  if (model->input_size() != loaded->features.window_values()) {
+  size_t front_end_values = 0;
+  if (spec.kind() == v1::BEAT_WINDOWS) {
+    loaded->beat_windows = true;
+    loaded->beats.sample_rate_hz = spec.sample_rate_hz();
+    loaded->beats.before_s = spec.beat_windowing().before_s();
+    loaded->beats.after_s = spec.beat_windowing().after_s();
+    loaded->beats.rr_context = spec.beat_windowing().rr_context();
+    RETURN_IF_ERROR(loaded->beats.Validate());
+    front_end_values = loaded->beats.window_values();
+  } else {
+    ASSIGN_OR_RETURN(loaded->features, nn::FeatureOptionsFromSpec(spec));
+    front_end_values = loaded->features.window_values();
+  }
+  if (model->input_size() != front_end_values) {
     return absl::FailedPreconditionError(absl::StrCat(
         dir, ": the network takes ", model->input_size(), " values per window but the front end "
-        "makes ", loaded->features.window_values(), "; check frontEnd and windowing"));
+        "makes ", front_end_values, "; check the spec's front end and windowing"));
   }
   ASSIGN_OR_RETURN(loaded->description, nn::Describe(spec));
   return std::shared_ptr<const LoadedModel>(std::move(loaded));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dsp/beat_windows.h"
 #include "dsp/log_mel.h"
 #include "nn/model.h"
 #include "wavepool/v1/model_spec.pb.h"
@@ -21,7 +22,9 @@ struct LoadedModel {
   int64_t version = 0;
   std::string dir;
   std::shared_ptr<const nn::Model> model;
-  dsp::FeatureWindowOptions features;
+  bool beat_windows = false;           // kind BEAT_WINDOWS (ECG)
+  dsp::FeatureWindowOptions features;  // FIXED_WINDOWS models
+  dsp::BeatWindowOptions beats;        // BEAT_WINDOWS models
   v1::ModelDescription description;
 };
 

@@ -66,12 +66,25 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
       std::min<size_t>(config.has_top_k() ? config.top_k() : 1, labels));
   ASSIGN_OR_RETURN(s->resampler_,
                    dsp::Resampler::Create(rate, s->model_->model->spec().sample_rate_hz()));
-  ASSIGN_OR_RETURN(dsp::StreamingFeatures features,
-                   dsp::StreamingFeatures::Create(s->model_->features));
-  s->features_ = std::make_unique<dsp::StreamingFeatures>(std::move(features));
+  const double gain = config.adc_gain();
+  if (!std::isfinite(gain) || gain < 0 || !std::isfinite(config.baseline())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adc_gain (", gain, ") must be a finite number >= 0 and baseline finite"));
+  }
+  if (gain > 0) {
+    s->pcm_scale_ = static_cast<float>(1.0 / gain);
+    s->pcm_offset_ = static_cast<float>(config.baseline());
+  }
+  if (s->model_->beat_windows) {
+    ASSIGN_OR_RETURN(s->beats_, dsp::StreamingBeatWindows::Create(s->model_->beats));
+  } else {
+    ASSIGN_OR_RETURN(dsp::StreamingFeatures features,
+                     dsp::StreamingFeatures::Create(s->model_->features));
+    s->features_ = std::make_unique<dsp::StreamingFeatures>(std::move(features));
+    ASSIGN_OR_RETURN(EventDetector events, EventDetector::Create(s->model_->model->spec()));
+    s->events_ = std::make_unique<EventDetector>(std::move(events));
+  }
   s->workspace_ = std::make_unique<nn::Workspace>(*s->model_->model, 1);
-  ASSIGN_OR_RETURN(EventDetector events, EventDetector::Create(s->model_->model->spec()));
-  s->events_ = std::make_unique<EventDetector>(std::move(events));
   s->scores_.resize(s->model_->model->output_size());
   s->order_.resize(s->scores_.size());
   return s;
@@ -129,7 +142,7 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
       for (uint32_t c = 0; c < channels_; ++c) {
         const unsigned char* s = p + (f * channels_ + c) * 2;
         const int16_t v = static_cast<int16_t>(static_cast<uint16_t>(s[0] | (s[1] << 8)));
-        sum += static_cast<float>(v) * (1.0f / 32768.0f);
+        sum += (static_cast<float>(v) - pcm_offset_) * pcm_scale_;
       }
       mono_[f] = channels_ == 1 ? sum : sum / static_cast<float>(channels_);
     }
@@ -156,8 +169,7 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
   return absl::OkStatus();
 }
 
-void Session::Classify(uint64_t index, std::span<const float> features, bool padded,
-                       const SessionOutput& out) {
+void Session::Score(std::span<const float> features) {
   const nn::Model& model = *model_->model;
   model.Run(features.data(), 1, scores_.data(), *workspace_);
   if (!model.outputs_probabilities()) nn::Softmax(scores_.size(), scores_.data());
@@ -167,8 +179,21 @@ void Session::Classify(uint64_t index, std::span<const float> features, bool pad
                     [&](uint32_t a, uint32_t b) {
                       return scores_[a] > scores_[b] || (scores_[a] == scores_[b] && a < b);
                     });
+}
+
+void Session::FillTop(v1::WindowResult& w) const {
+  for (uint32_t i = 0; i < top_k_; ++i) {
+    v1::Label* l = w.add_top();
+    l->set_label(model_->model->spec().labels(static_cast<int>(order_[i])));
+    l->set_score(scores_[order_[i]]);
+  }
+}
+
+void Session::Classify(uint64_t index, std::span<const float> features, bool padded,
+                       const SessionOutput& out) {
+  Score(features);
   const double client_rate = config_.sample_rate_hz();
-  const double model_rate = model.spec().sample_rate_hz();
+  const double model_rate = model_->model->spec().sample_rate_hz();
   const uint64_t hop = model_->features.window_hop;
   const uint64_t length = model_->features.window_length;
   v1::WindowResult w;
@@ -179,11 +204,7 @@ void Session::Classify(uint64_t index, std::span<const float> features, bool pad
                           : ToClientCeil(index * hop + length, client_rate, model_rate));
   w.set_start_time_s(static_cast<double>(start) / client_rate);
   w.set_padded(padded);
-  for (uint32_t i = 0; i < top_k_; ++i) {
-    v1::Label* l = w.add_top();
-    l->set_label(model.spec().labels(static_cast<int>(order_[i])));
-    l->set_score(scores_[order_[i]]);
-  }
+  FillTop(w);
   ++windows_sent_;
   const uint64_t start_sample = w.start_sample(), end_sample = w.end_sample();
   out.window(std::move(w));
@@ -193,32 +214,60 @@ void Session::Classify(uint64_t index, std::span<const float> features, bool pad
   });
 }
 
+void Session::ClassifyBeat(const dsp::Beat& beat, const SessionOutput& out) {
+  Score(beat.features);
+  const double client_rate = config_.sample_rate_hz();
+  const double model_rate = model_->model->spec().sample_rate_hz();
+  const int64_t before = model_->beats.before_samples(), after = model_->beats.after_samples();
+  v1::WindowResult w;
+  w.set_index(windows_sent_);
+  const int64_t start = std::max<int64_t>(0, beat.r_sample - before);
+  w.set_start_sample(ToClientFloor(static_cast<uint64_t>(start), client_rate, model_rate));
+  w.set_end_sample(std::min<uint64_t>(
+      samples_received_,
+      ToClientCeil(static_cast<uint64_t>(beat.r_sample + after), client_rate, model_rate)));
+  w.set_start_time_s(static_cast<double>(w.start_sample()) / client_rate);
+  w.set_beat_sample(ToClientFloor(static_cast<uint64_t>(beat.r_sample), client_rate, model_rate));
+  w.set_rr_prev_s(beat.rr_prev_s);
+  w.set_rr_next_s(beat.rr_next_s);
+  FillTop(w);
+  ++windows_sent_;
+  out.window(std::move(w));
+}
+
+void Session::Feed(std::span<const float> resampled, const SessionOutput& out) {
+  if (beats_) {
+    beats_->Push(resampled, [&](const dsp::Beat& beat) { ClassifyBeat(beat, out); });
+    return;
+  }
+  features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
+    Classify(index, features, /*padded=*/false, out);
+  });
+}
+
 absl::Status Session::Push(const v1::SampleChunk& chunk, const SessionOutput& out) {
   if (finished_) return absl::FailedPreconditionError("the stream has already ended");
   RETURN_IF_ERROR(Decode(chunk));
   samples_received_ += mono_.size();
-  return resampler_->Push(mono_, [&](std::span<const float> resampled) {
-    features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
-      Classify(index, features, /*padded=*/false, out);
-    });
-  });
+  return resampler_->Push(mono_, [&](std::span<const float> resampled) { Feed(resampled, out); });
 }
 
 absl::StatusOr<v1::StreamSummary> Session::Finish(const SessionOutput& out, double wall_time_s) {
   if (finished_) return absl::FailedPreconditionError("the stream has already ended");
   finished_ = true;
-  RETURN_IF_ERROR(resampler_->Finish([&](std::span<const float> resampled) {
-    features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
-      Classify(index, features, /*padded=*/false, out);
+  RETURN_IF_ERROR(resampler_->Finish(
+      [&](std::span<const float> resampled) { Feed(resampled, out); }));
+  if (beats_) {
+    beats_->Finish([&](const dsp::Beat& beat) { ClassifyBeat(beat, out); });
+  } else {
+    features_->Finish([&](uint64_t index, std::span<const float> features) {
+      Classify(index, features, /*padded=*/true, out);
     });
-  }));
-  features_->Finish([&](uint64_t index, std::span<const float> features) {
-    Classify(index, features, /*padded=*/true, out);
-  });
-  events_->Finish([&](v1::Event&& e) {
-    ++events_sent_;
-    out.event(std::move(e));
-  });
+    events_->Finish([&](v1::Event&& e) {
+      ++events_sent_;
+      out.event(std::move(e));
+    });
+  }
   v1::StreamSummary summary;
   summary.set_windows(windows_sent_);
   summary.set_samples_received(samples_received_);

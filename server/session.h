@@ -57,13 +57,22 @@ class Session {
   absl::Status Decode(const v1::SampleChunk& chunk);
   void Classify(uint64_t index, std::span<const float> features, bool padded,
                 const SessionOutput& out);
+  void ClassifyBeat(const dsp::Beat& beat, const SessionOutput& out);
+  // Runs the network on one window and sorts the labels (scores_, order_).
+  void Score(std::span<const float> features);
+  void FillTop(v1::WindowResult& w) const;
+  // Routes resampled samples to the model's front end.
+  void Feed(std::span<const float> resampled, const SessionOutput& out);
 
   v1::StreamConfig config_;
   uint32_t channels_ = 1;
   uint32_t top_k_ = 1;
   std::shared_ptr<const LoadedModel> model_;
   std::unique_ptr<dsp::Resampler> resampler_;
-  std::unique_ptr<dsp::StreamingFeatures> features_;
+  std::unique_ptr<dsp::StreamingFeatures> features_;     // FIXED_WINDOWS
+  std::unique_ptr<dsp::StreamingBeatWindows> beats_;    // BEAT_WINDOWS
+  float pcm_scale_ = 1.0f / 32768.0f;                    // INT16 -> value
+  float pcm_offset_ = 0.0f;                              // baseline, in INT16 units
   std::unique_ptr<nn::Workspace> workspace_;
   std::unique_ptr<EventDetector> events_;
   uint64_t events_sent_ = 0;
