@@ -29,12 +29,17 @@ absl::StatusOr<EventDetector> EventDetector::Create(const v1::ModelSpec& spec) {
         "events: need 0 < offThreshold (", d.off_, ") <= onThreshold (", d.on_, ") <= 1"));
   }
   d.min_windows_ = e.min_windows() > 0 ? e.min_windows() : 1;
+  if (e.single_window_threshold() < 0 || e.single_window_threshold() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "events.singleWindowThreshold (", e.single_window_threshold(), ") must be in [0, 1]"));
+  }
+  if (e.single_window_threshold() > 0) d.strong_ = e.single_window_threshold();
   return d;
 }
 
 void EventDetector::Close(EventFn on_event, uint32_t min_windows) {
   if (label_ < 0) return;
-  if (windows_ >= min_windows) {
+  if (windows_ >= min_windows || best_ >= strong_) {
     v1::Event ev;
     ev.set_label(labels_[static_cast<size_t>(label_)]);
     // The span every window of the run shares, if they share one.

@@ -38,6 +38,7 @@ class EventDetector {
   std::vector<bool> is_event_label_;
   float on_ = 0.5f, off_ = 0.25f;
   uint32_t min_windows_ = 1;
+  float strong_ = 2.0f;  // single_window_threshold; above 1 = never
   // The open event.
   int label_ = -1;
   uint32_t windows_ = 0;

@@ -93,6 +93,19 @@ TEST(EventDetector, AStreamShorterThanMinWindowsStillGivesItsEvent) {
   EXPECT_TRUE(Detect(Spec(0.5f, 0.25f, 2), {{0.1f, 0.1f, 0.8f}, {0.9f, 0.05f, 0.05f}}).empty());
 }
 
+TEST(EventDetector, AConfidentShortRunPassesTheSingleWindowThreshold) {
+  v1::ModelSpec spec = Spec(0.5f, 0.25f, 2);
+  spec.mutable_events()->set_single_window_threshold(0.9f);
+  // One window at 0.95 (reported), one at 0.8 (too short and not confident).
+  const auto got = Detect(spec, {{0.1f, 0.1f, 0.8f},
+                                 {0.95f, 0.0f, 0.05f},
+                                 {0.1f, 0.1f, 0.8f},
+                                 {0.0f, 0.8f, 0.2f},
+                                 {0.1f, 0.1f, 0.8f}});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].label, "a");
+}
+
 TEST(EventDetector, RunLongerThanAWindowFallsBackToTheWholeSpan) {
   // Six windows of 100 every 25 share nothing: first end 100 <= last start 125.
   std::vector<std::vector<float>> s(6, {0.9f, 0.05f, 0.05f});
