@@ -132,6 +132,33 @@ void ExampleSynth::Bed(std::vector<float>& w) {
   AddNoise(w, 0, w.size(), DbToGain(Uniform(-80, -30)));
 }
 
+void ExampleSynth::RandomEq(std::vector<float>& s) {
+  // Another microphone or channel: a one- or two-pole low-pass at 1-3.8 kHz
+  // (a dull recording loses the consonants' high frequencies), and/or a
+  // first-order high-pass at 80-400 Hz (a thin one loses the low end).
+  const double rate = data_.sample_rate_hz;
+  if (Uniform(0, 1) < options_.lowpass_prob) {
+    const double a = std::exp(-2 * M_PI * Uniform(1000, 3800) / rate);
+    const int poles = Uniform(0, 1) < 0.5 ? 1 : 2;
+    for (int p = 0; p < poles; ++p) {
+      double y = 0;
+      for (float& x : s) {
+        y = a * y + (1 - a) * x;
+        x = static_cast<float>(y);
+      }
+    }
+  }
+  if (Uniform(0, 1) < options_.highpass_prob) {
+    const double a = std::exp(-2 * M_PI * Uniform(80, 400) / rate);
+    double y = 0, prev = 0;
+    for (float& x : s) {
+      y = a * (y + x - prev);
+      prev = x;
+      x = static_cast<float>(y);
+    }
+  }
+}
+
 std::pair<size_t, size_t> ExampleSynth::EnergySpan(const std::vector<float>& s) {
   double total = 0;
   for (float x : s) total += static_cast<double>(x) * x;
@@ -156,6 +183,7 @@ WindowExample ExampleSynth::DigitExample(const Clip& clip) {
   if (aug && Uniform(0, 1) < options_.speed_prob) {
     s = Speed(s, Uniform(options_.speed_min, options_.speed_max));
   }
+  if (aug) RandomEq(s);
   if (aug) {
     const float g = static_cast<float>(DbToGain(Uniform(options_.gain_db_min, options_.gain_db_max)));
     float peak = 0;

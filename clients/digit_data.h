@@ -40,7 +40,9 @@ struct AugmentOptions {
   double noise_prob = 0.6;          // additive noise at a random SNR
   double snr_db_min = 5, snr_db_max = 40;
   double speed_prob = 0.5;          // resample by a factor in [speed_min, speed_max]
-  double speed_min = 0.88, speed_max = 1.12;
+  double speed_min = 0.85, speed_max = 1.15;
+  double lowpass_prob = 0.4;        // random channel colouring (RandomEq)
+  double highpass_prob = 0.3;
   double zero_tail_prob = 0.25;     // zeros after a cut point, as in a padded tail window
   double clip_first_prob = 0.33;    // the digit at the start, zeros after it (a lone clip)
   double neighbour_prob = 0.2;      // a fragment of another digit at the far edge
@@ -70,6 +72,7 @@ class ExampleSynth {
   WindowExample DigitExample(const Clip& clip);
   WindowExample BackgroundExample();
   std::vector<float> Speed(const std::vector<float>& in, double factor);
+  void RandomEq(std::vector<float>& s);
   // Adds noise of the given RMS: white, pink (Kellet's filter) or brown, chosen
   // at random, over [begin, end).
   void AddNoise(std::vector<float>& w, size_t begin, size_t end, double rms);
