@@ -37,3 +37,14 @@ echo
 echo "digits heard: $(awk '/^EVENT/ {printf "%s ", $2}' /tmp/wavepool-demo.$$)"
 echo "digits said:  $(awk '/^digit/ {printf "%s ", $2}' tests/data/demo_digits.txt)"
 rm -f /tmp/wavepool-demo.$$
+
+if $CLI models --server "127.0.0.1:${PORT}" | grep -q "^ecg-beats "; then
+  echo
+  echo "== wavepool stream tests/data/mitdb/208.hea --model ecg-beats"
+  echo "   (60 s of MIT-BIH record 208, lead MLII; one line per detected heartbeat with its AAMI class)"
+  $CLI stream tests/data/mitdb/208.hea --model ecg-beats --server "127.0.0.1:${PORT}" \
+    | tee /tmp/wavepool-ecg.$$ | tail -8
+  echo "beats found by class: $(awk '/^beat/ {n[$10]++} END {for (c in n) printf "%s %d  ", c, n[c]}' /tmp/wavepool-ecg.$$)"
+  echo "reference (cardiologists' annotations of this excerpt): N 64  V 30  F 12"
+  rm -f /tmp/wavepool-ecg.$$
+fi
