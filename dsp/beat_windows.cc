@@ -78,8 +78,12 @@ void StreamingBeatWindows::OnPeak(int64_t r) {
 }
 
 void StreamingBeatWindows::OnFiltered(std::span<const float> filtered) {
+  // Filter output k is input sample k - delay: the first `delay` outputs are the
+  // filter's start-up and belong to no input sample.
   const size_t cap = ring_.size();
+  const int64_t delay = filter_->delay_samples();
   for (float v : filtered) {
+    if (filter_outputs_++ < delay) continue;
     ring_[static_cast<size_t>(filtered_count_ % static_cast<int64_t>(cap))] = v;
     ++filtered_count_;
   }
@@ -190,6 +194,7 @@ void StreamingBeatWindows::Finish(BeatFn on_beat) {
 
 void StreamingBeatWindows::Reset() {
   filtered_count_ = 0;
+  filter_outputs_ = 0;
   pending_head_ = pending_size_ = 0;
   last_emitted_r_ = -1;
   rr_count_ = amp_count_ = 0;

@@ -81,7 +81,8 @@ class StreamingBeatWindows {
   std::unique_ptr<StreamingEcgFilter> filter_;
   // Ring of the most recent filtered samples (aligned to input numbering).
   std::vector<float> ring_;
-  int64_t filtered_count_ = 0;  // filtered samples produced so far
+  int64_t filtered_count_ = 0;  // aligned filtered samples (input 0 .. count - 1)
+  int64_t filter_outputs_ = 0;  // raw filter outputs, start-up included
   // Detected R peaks not yet emitted, oldest first (a fixed ring).
   std::vector<Pending> pending_;
   size_t pending_head_ = 0, pending_size_ = 0;
