@@ -183,7 +183,7 @@ WindowExample ExampleSynth::DigitExample(const Clip& clip) {
   if (aug && Uniform(0, 1) < options_.speed_prob) {
     s = Speed(s, Uniform(options_.speed_min, options_.speed_max));
   }
-  if (aug) RandomEq(s);
+  if (aug && (options_.lowpass_prob > 0 || options_.highpass_prob > 0)) RandomEq(s);
   if (aug) {
     const float g = static_cast<float>(DbToGain(Uniform(options_.gain_db_min, options_.gain_db_max)));
     float peak = 0;
