@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
 #include "wavepool/v1/model_spec.pb.h"
 
@@ -33,6 +34,8 @@ int RunContinuousEval(const CommonOptions& common, const std::string& model);
 
 // Shared helpers.
 std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common);
+// Applies --timeout-s (when > 0) to a call.
+void SetDeadline(const CommonOptions& common, grpc::ClientContext* context);
 // Prints "wavepool: CODE: message" plus a hint for UNAVAILABLE (server down).
 int ReportRpcError(const CommonOptions& common, const grpc::Status& status);
 int Fail(const std::string& message);

@@ -18,6 +18,7 @@
 #include "clients/confusion.h"
 #include "clients/ecg_data.h"
 #include "clients/flags.h"
+#include "clients/train_common.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
 #include "nn/safetensors.h"
@@ -56,17 +57,6 @@ absl::StatusOr<std::vector<RecordBeats>> LoadRecords(const std::string& dir,
     out.push_back(*std::move(rb));
   }
   return out;
-}
-
-std::string GitRevisionEcg() {
-  std::string out;
-  if (FILE* p = popen("git rev-parse --short HEAD 2>/dev/null", "r")) {
-    char buf[128];
-    if (std::fgets(buf, sizeof buf, p)) out = buf;
-    pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.empty() ? "unknown" : out;
 }
 
 }  // namespace
@@ -116,16 +106,7 @@ int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::stri
   const size_t n_per_epoch = std::min(by_class[0].size(), static_cast<size_t>(absl::GetFlag(FLAGS_ecg_n_per_epoch)));
   size_t per_epoch = n_per_epoch;
   for (int c = 1; c < 5; ++c) per_epoch += by_class[static_cast<size_t>(c)].size();
-  nn::TrainOptions to;
-  to.learning_rate = absl::GetFlag(FLAGS_lr);
-  to.min_learning_rate = to.learning_rate / 100;
-  to.weight_decay = absl::GetFlag(FLAGS_weight_decay);
-  to.label_smoothing = absl::GetFlag(FLAGS_label_smoothing);
-  to.max_batch = batch;
-  to.threads = absl::GetFlag(FLAGS_threads);
-  to.seed = seed;
-  to.total_steps = static_cast<int64_t>(epochs) * static_cast<int64_t>((per_epoch + batch - 1) / batch);
-  to.warmup_steps = std::min<int64_t>(200, to.total_steps / 10);
+  const nn::TrainOptions to = TrainOptionsFromFlags(epochs, batch, per_epoch, seed);
   auto init = nn::InitWeights(spec, seed);
   if (!init.ok()) return Fail(std::string(init.status().message()));
   auto trainer = nn::Trainer::Create(spec, *init, to);
@@ -179,26 +160,14 @@ int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::stri
     log.flush();
   }
   v1::Provenance* p = spec.mutable_provenance();
-  p->set_trained(true);
-  p->set_command(common.command_line);
-  p->set_data(data_dir);
-  p->set_split(held->empty() ? "all" : absl::StrCat("records:", absl::StrJoin(*held, ",")));
-  p->set_seed(seed);
-  p->set_epochs(static_cast<uint32_t>(epochs));
-  p->set_git_revision(GitRevisionEcg());
-  p->set_created_utc(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()));
+  SetProvenance(common, data_dir,
+                held->empty() ? "all" : absl::StrCat("records:", absl::StrJoin(*held, ",")), seed,
+                epochs, p);
   (*p->mutable_metrics())["train_loss"] = loss;
   (*p->mutable_metrics())["train_accuracy"] = acc;
-  nn::Safetensors st;
-  st.tensors = (*trainer)->Weights();
-  st.metadata["format"] = "pt";
-  st.metadata["wavepool_model"] = spec.name();
-  if (auto s = nn::WriteSafetensors(out + "/weights.safetensors", st); !s.ok()) return Fail(std::string(s.message()));
-  std::ofstream f(out + "/spec.json");
-  f << nn::SpecToJson(spec);
-  f.close();
-  auto check = nn::Model::Load(out);
-  if (!check.ok()) return Fail(std::string(check.status().message()));
+  if (absl::Status s = SaveTrainedModel(out, spec, (*trainer)->Weights()); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
   std::printf("wrote %s\n", out.c_str());
   return 0;
 }

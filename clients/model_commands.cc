@@ -25,13 +25,6 @@
 namespace wavepool::cli {
 namespace {
 
-void SetDeadline(const CommonOptions& common, grpc::ClientContext* context) {
-  if (common.timeout_s > 0) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::milliseconds(static_cast<int64_t>(common.timeout_s * 1000)));
-  }
-}
-
 absl::StatusOr<std::vector<v1::PoolOverride>> OverridesFromFlag() {
   std::vector<v1::PoolOverride> out;
   for (const std::string& text : absl::GetFlag(FLAGS_override)) {
@@ -43,6 +36,13 @@ absl::StatusOr<std::vector<v1::PoolOverride>> OverridesFromFlag() {
 }
 
 }  // namespace
+
+void SetDeadline(const CommonOptions& common, grpc::ClientContext* context) {
+  if (common.timeout_s > 0) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::milliseconds(static_cast<int64_t>(common.timeout_s * 1000)));
+  }
+}
 
 int Fail(const std::string& message) {
   std::fprintf(stderr, "wavepool: %s\n", message.c_str());

@@ -19,13 +19,6 @@
 namespace wavepool::cli {
 namespace {
 
-void SetDeadline(const CommonOptions& common, grpc::ClientContext* context) {
-  if (common.timeout_s > 0) {
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::milliseconds(static_cast<int64_t>(common.timeout_s * 1000)));
-  }
-}
-
 std::string FormatWindow(const v1::WindowResult& w) {
   if (w.has_beat_sample()) {
     std::string line = absl::StrFormat("beat %5d  R at sample %8d  rr %.3f/%.3f s", w.index(),

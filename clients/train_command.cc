@@ -18,6 +18,7 @@
 #include "clients/digit_data.h"
 #include "clients/digit_eval.h"
 #include "clients/flags.h"
+#include "clients/train_common.h"
 #include "dsp/log_mel.h"
 #include "nn/front_end.h"
 #include "nn/kernels.h"
@@ -30,18 +31,6 @@ namespace wavepool::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::string GitRevision() {
-  std::string out;
-  if (FILE* p = popen("git rev-parse --short HEAD 2>/dev/null && git status --porcelain 2>/dev/null | head -1", "r")) {
-    char buf[256];
-    while (std::fgets(buf, sizeof buf, p)) out += buf;
-    pclose(p);
-  }
-  const size_t nl = out.find('\n');
-  if (nl == std::string::npos) return "unknown";
-  return out.substr(0, nl) + (out.size() > nl + 1 ? "+uncommitted" : "");
-}
 
 // Labels must be 0..9 then _background_, in that order, for the digit trainer.
 absl::Status CheckDigitLabels(const v1::ModelSpec& spec) {
@@ -122,18 +111,7 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   const size_t per_epoch = data->train.size() +
       static_cast<size_t>(aug.background_fraction * static_cast<double>(data->train.size()));
 
-  nn::TrainOptions to;
-  to.optimizer = absl::GetFlag(FLAGS_optimizer) == "sgd" ? nn::TrainOptions::Optimizer::kSgd
-                                                         : nn::TrainOptions::Optimizer::kAdamW;
-  to.learning_rate = absl::GetFlag(FLAGS_lr);
-  to.min_learning_rate = to.learning_rate / 100;
-  to.weight_decay = absl::GetFlag(FLAGS_weight_decay);
-  to.label_smoothing = absl::GetFlag(FLAGS_label_smoothing);
-  to.max_batch = batch;
-  to.threads = absl::GetFlag(FLAGS_threads);
-  to.seed = seed;
-  to.total_steps = static_cast<int64_t>(epochs) * static_cast<int64_t>((per_epoch + batch - 1) / batch);
-  to.warmup_steps = std::min<int64_t>(200, to.total_steps / 10);
+  const nn::TrainOptions to = TrainOptionsFromFlags(epochs, batch, per_epoch, seed);
   absl::StatusOr<nn::TensorMap> init = nn::InitWeights(*spec, seed);
   if (!init.ok()) return Fail(std::string(init.status().message()));
   auto trainer = nn::Trainer::Create(*spec, *init, to);
@@ -202,31 +180,16 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   }
 
   v1::Provenance* p = spec->mutable_provenance();
-  p->set_trained(true);
-  p->set_command(common.command_line);
-  p->set_data(data_dir);
-  p->set_split(split == "official" ? "official: takes 5-49 train, 0-4 test"
-                                   : split == "all" ? "all takes train" : split + " held out");
-  p->set_seed(seed);
-  p->set_epochs(static_cast<uint32_t>(epochs));
-  p->set_git_revision(GitRevision());
-  p->set_created_utc(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()));
+  SetProvenance(common, data_dir,
+                split == "official" ? "official: takes 5-49 train, 0-4 test"
+                                    : split == "all" ? "all takes train" : split + " held out",
+                seed, epochs, p);
   (*p->mutable_metrics())["train_loss"] = train_loss;
   (*p->mutable_metrics())["train_accuracy"] = train_accuracy;
   if (test_accuracy >= 0) (*p->mutable_metrics())["test_accuracy"] = test_accuracy;
-  nn::Safetensors st;
-  st.tensors = (*trainer)->Weights();
-  st.metadata["format"] = "pt";
-  st.metadata["wavepool_model"] = spec->name();
-  if (auto s = nn::WriteSafetensors(out + "/weights.safetensors", st); !s.ok()) {
+  if (absl::Status s = SaveTrainedModel(out, *spec, (*trainer)->Weights()); !s.ok()) {
     return Fail(std::string(s.message()));
   }
-  std::ofstream f(out + "/spec.json");
-  f << nn::SpecToJson(*spec);
-  f.close();
-  if (!f) return Fail(absl::StrCat("cannot write ", out, "/spec.json"));
-  auto check = nn::Model::Load(out);
-  if (!check.ok()) return Fail(std::string(check.status().message()));
   std::printf("wrote %s (test accuracy %s)\n", out.c_str(),
               test_accuracy >= 0 ? absl::StrFormat("%.2f%%", 100 * test_accuracy).c_str() : "n/a");
   return 0;
