@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <regex>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "dsp/resampler.h"
 #include "dsp/wav.h"
 
@@ -21,6 +22,27 @@ double Rms(const float* s, size_t n) {
 }
 
 double DbToGain(double db) { return std::pow(10.0, db / 20.0); }
+
+// FSDD names: {digit}_{speaker}_{take}.wav, digit 0-9, speaker letters only.
+bool ParseFsddName(const std::string& name, Clip* clip) {
+  const std::vector<std::string> parts = absl::StrSplit(name, '_');
+  if (parts.size() != 3 || parts[0].size() != 1 || parts[0][0] < '0' || parts[0][0] > '9') {
+    return false;
+  }
+  if (parts[1].empty() || !std::all_of(parts[1].begin(), parts[1].end(),
+                                       [](char c) { return absl::ascii_isalpha(c); })) {
+    return false;
+  }
+  const std::string& last = parts[2];
+  if (last.size() < 5 || last.substr(last.size() - 4) != ".wav") return false;
+  const std::string take = last.substr(0, last.size() - 4);
+  if (take.empty() || !std::all_of(take.begin(), take.end(), [](char c) { return absl::ascii_isdigit(c); })) {
+    return false;
+  }
+  clip->digit = parts[0][0] - '0';
+  clip->speaker = parts[1];
+  return absl::SimpleAtoi(take, &clip->take);
+}
 
 }  // namespace
 
@@ -41,18 +63,13 @@ absl::StatusOr<DigitData> LoadDigitData(const std::string& dir, const std::strin
   }
   if (ec) return absl::NotFoundError(absl::StrCat("cannot read data folder ", dir, ": ", ec.message()));
   std::sort(files.begin(), files.end());
-  static const std::regex kName(R"(^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$)");
   DigitData data;
   data.sample_rate_hz = model_rate_hz;
   bool speaker_seen = false;
   for (const auto& path : files) {
-    std::smatch m;
     const std::string name = path.filename().string();
-    if (!std::regex_match(name, m, kName)) continue;
     Clip clip;
-    clip.digit = m[1].str()[0] - '0';
-    clip.speaker = m[2].str();
-    if (!absl::SimpleAtoi(m[3].str(), &clip.take)) continue;
+    if (!ParseFsddName(name, &clip)) continue;
     clip.path = path.string();
     absl::StatusOr<dsp::Audio> audio = dsp::ReadAudio(clip.path);
     if (!audio.ok()) return audio.status();
