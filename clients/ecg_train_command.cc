@@ -34,6 +34,7 @@ dsp::BeatWindowOptions BeatOptions(const v1::ModelSpec& spec) {
   o.before_s = spec.beat_windowing().before_s();
   o.after_s = spec.beat_windowing().after_s();
   o.rr_context = spec.beat_windowing().rr_context();
+  o.template_context = spec.beat_windowing().template_context();
   return o;
 }
 

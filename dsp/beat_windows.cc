@@ -61,6 +61,7 @@ absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> StreamingBeatWindows::Crea
   b->amp_ring_.assign(kAmpBeats, 0.0f);
   b->scratch_.reserve(kAmpBeats);
   b->window_.assign(options.window_values(), 0.0f);
+  b->template_ring_.assign(kAmpBeats * static_cast<size_t>(options.window_samples()), 0.0f);
   return b;
 }
 
@@ -131,6 +132,27 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
   if (!(scale > 1e-3f)) scale = 1.0f;  // a flat lead: keep millivolts
   const int64_t len = options_.window_samples();
   for (int64_t k = 0; k < len; ++k) window_[static_cast<size_t>(k)] = p.window[static_cast<size_t>(k)] / scale;
+  int channel = 1;
+  if (options_.template_context) {
+    // Beat minus the per-sample median of the previous (up to) 16 beats' scaled
+    // windows; 0 for the first beat. Then this beat joins the ring.
+    float* dev = window_.data() + len;
+    const size_t have = std::min(template_count_, kAmpBeats);
+    for (int64_t k = 0; k < len; ++k) {
+      if (have == 0) {
+        dev[k] = 0.0f;
+        continue;
+      }
+      scratch_.clear();
+      for (size_t j = 0; j < have; ++j) scratch_.push_back(template_ring_[j * static_cast<size_t>(len) + static_cast<size_t>(k)]);
+      std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(have / 2), scratch_.end());
+      dev[k] = window_[static_cast<size_t>(k)] - scratch_[have / 2];
+    }
+    std::copy(window_.begin(), window_.begin() + len,
+              template_ring_.begin() + static_cast<long>((template_count_ % kAmpBeats) * static_cast<size_t>(len)));
+    ++template_count_;
+    channel = 2;
+  }
   if (options_.rr_context) {
     const size_t n_long = std::min(rr_count_, kLongRr), n_local = std::min(rr_count_, kLocalRr);
     double long_sum = 0, local_sum = 0;
@@ -150,7 +172,8 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
                              static_cast<float>(local_mean / long_mean),
                              static_cast<float>(long_mean)};
     for (int c = 0; c < 4; ++c) {
-      std::fill(window_.begin() + (c + 1) * len, window_.begin() + (c + 2) * len, values[c]);
+      std::fill(window_.begin() + (channel + c) * len, window_.begin() + (channel + c + 1) * len,
+                values[c]);
     }
   }
   beat.features = window_;
@@ -198,6 +221,7 @@ void StreamingBeatWindows::Reset() {
   pending_head_ = pending_size_ = 0;
   last_emitted_r_ = -1;
   rr_count_ = amp_count_ = 0;
+  template_count_ = 0;
 }
 
 }  // namespace wavepool::dsp

@@ -20,11 +20,12 @@ struct BeatWindowOptions {
   double before_s = 0.25;
   double after_s = 0.4;
   bool rr_context = true;
+  bool template_context = false;  // a channel of beat minus the stream's template
 
   int64_t before_samples() const;
   int64_t after_samples() const;
   int64_t window_samples() const { return before_samples() + after_samples(); }
-  int channels() const { return rr_context ? 5 : 1; }
+  int channels() const { return 1 + (template_context ? 1 : 0) + (rr_context ? 4 : 0); }
   // Values per window: channels() * window_samples(), channel-major.
   size_t window_values() const;
   absl::Status Validate() const;
@@ -95,6 +96,9 @@ class StreamingBeatWindows {
   std::vector<float> amp_ring_;
   size_t amp_count_ = 0;
   std::vector<float> scratch_;  // for the median
+  // Scaled lead windows of the last 16 emitted beats, for the template.
+  std::vector<float> template_ring_;
+  size_t template_count_ = 0;
   std::vector<float> window_;   // the window being emitted
 };
 

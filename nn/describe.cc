@@ -219,7 +219,11 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
     absl::StrAppendFormat(&s, "front end: ECG lead filtered (docs/ecg.md), %.0f ms before to %.0f ms "
                           "after each detected R peak%s\n",
                           spec.beat_windowing().before_s() * 1000, spec.beat_windowing().after_s() * 1000,
-                          spec.beat_windowing().rr_context() ? ", plus 4 RR-context channels" : "");
+                          spec.beat_windowing().template_context()
+                              ? (spec.beat_windowing().rr_context()
+                                     ? ", a beat-minus-template channel and 4 RR-context channels"
+                                     : ", a beat-minus-template channel")
+                              : (spec.beat_windowing().rr_context() ? ", plus 4 RR-context channels" : ""));
   } else {
     absl::StrAppendFormat(&s, "front end: frames of %.1f ms every %.1f ms, %u mel bands %g-%g Hz, %s\n",
                           fe.stft().frame_length() / rate * 1000, fe.stft().frame_hop() / rate * 1000,

@@ -283,7 +283,9 @@ absl::StatusOr<Shape> InputShape(const ModelSpec& spec) {
     const double rate = spec.sample_rate_hz();
     const auto w = static_cast<uint32_t>(std::llround(spec.beat_windowing().before_s() * rate) +
                                          std::llround(spec.beat_windowing().after_s() * rate));
-    return Shape{spec.beat_windowing().rr_context() ? 5u : 1u, 1, w};
+    const uint32_t channels = 1 + (spec.beat_windowing().template_context() ? 1u : 0u) +
+                              (spec.beat_windowing().rr_context() ? 4u : 0u);
+    return Shape{channels, 1, w};
   }
   const auto& stft = spec.front_end().stft();
   const uint32_t frames =

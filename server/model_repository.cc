@@ -37,6 +37,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::LoadVersion(
     loaded->beats.before_s = spec.beat_windowing().before_s();
     loaded->beats.after_s = spec.beat_windowing().after_s();
     loaded->beats.rr_context = spec.beat_windowing().rr_context();
+    loaded->beats.template_context = spec.beat_windowing().template_context();
     RETURN_IF_ERROR(loaded->beats.Validate());
     front_end_values = loaded->beats.window_values();
   } else {
