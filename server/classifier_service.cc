@@ -215,8 +215,14 @@ grpc::ServerUnaryReactor* ClassifierService::ListModels(grpc::CallbackServerCont
     info->set_kind(spec.kind());
     info->set_sample_rate_hz(spec.sample_rate_hz());
     *info->mutable_labels() = spec.labels();
-    info->set_window_s(spec.windowing().length_samples() / spec.sample_rate_hz());
-    info->set_hop_s(spec.windowing().hop_samples() / spec.sample_rate_hz());
+    if (m->beat_windows) {
+      // One window per detected beat: its span, and no fixed hop.
+      info->set_window_s(spec.beat_windowing().before_s() + spec.beat_windowing().after_s());
+      info->set_hop_s(0);
+    } else {
+      info->set_window_s(spec.windowing().length_samples() / spec.sample_rate_hz());
+      info->set_hop_s(spec.windowing().hop_samples() / spec.sample_rate_hz());
+    }
     info->set_trained(spec.provenance().trained());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

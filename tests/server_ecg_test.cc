@@ -157,6 +157,16 @@ TEST_F(EcgServer, RandomChunkingGivesTheSameBeatsAndClassesEveryTime) {
   EXPECT_GE(score.positive_predictivity(), 0.99);
 }
 
+TEST_F(EcgServer, ListModelsGivesTheBeatWindowSpan) {
+  v1::ListModelsResponse list;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub_->ListModels(&ctx, {}, &list).ok());
+  ASSERT_EQ(list.models_size(), 1);
+  EXPECT_EQ(list.models(0).kind(), v1::BEAT_WINDOWS);
+  EXPECT_DOUBLE_EQ(list.models(0).window_s(), 0.25 + 0.4);
+  EXPECT_EQ(list.models(0).hop_s(), 0.0);
+}
+
 TEST_F(EcgServer, AClientAt250HzGetsBeatsInItsOwnNumbering) {
   // The excerpt resampled to 250 Hz by the client; the server resamples back.
   const std::vector<float> mv = record_.Physical(0);
