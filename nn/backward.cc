@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nn/valid_range.h"
+
 namespace wavepool::nn {
 namespace {
 
@@ -12,23 +14,8 @@ namespace {
 // caller's buffer once, so dweight += G with G independent of dweight's
 // contents (calling twice on a zeroed buffer gives exactly 2 G).
 
-// Range [begin, end) of output positions o along one axis whose input position
-// o * stride + offset lies in [0, in). The same helper as kernels.cc (kept
-// private there): the forward and backward must agree on which taps are real.
-struct ValidRange {
-  uint32_t begin = 0, end = 0;
-};
-
-ValidRange Valid(int64_t offset, uint32_t stride, uint32_t in, uint32_t out) {
-  const int64_t s = stride;
-  const int64_t first = offset >= 0 ? 0 : (-offset + s - 1) / s;
-  const int64_t last_num = int64_t{in} - 1 - offset;
-  const int64_t end = last_num < 0 ? 0 : last_num / s + 1;
-  ValidRange r;
-  r.begin = static_cast<uint32_t>(std::min<int64_t>(first, out));
-  r.end = static_cast<uint32_t>(std::clamp<int64_t>(end, r.begin, out));
-  return r;
-}
+using internal::Valid;
+using internal::ValidRange;
 
 // A float sum kept in eight independent lanes plus a scalar tail. Without
 // -ffast-math GCC may not reorder one running sum, but it vectorises eight
