@@ -138,6 +138,16 @@ void NormalizeWindow(FeatureNorm norm, size_t bands, size_t frames, std::span<fl
     case FeatureNorm::kPerWindow:
       NormalizeStrided(values.data(), values.size(), 1);
       return;
+    case FeatureNorm::kPerBandMean:
+      for (size_t b = 0; b < bands; ++b) {
+        float* row = values.data() + b * frames;
+        double sum = 0;
+        for (size_t t = 0; t < frames; ++t) sum += row[t];
+        const float mean = static_cast<float>(sum / static_cast<double>(frames));
+        for (size_t t = 0; t < frames; ++t) row[t] -= mean;
+      }
+      NormalizeStrided(values.data(), values.size(), 1);
+      return;
   }
 }
 

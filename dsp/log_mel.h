@@ -18,6 +18,8 @@ enum class FeatureNorm {
   kNone,
   kPerFrame,   // each frame's bands to zero mean, unit variance (std + 1e-5)
   kPerWindow,  // all of a window's values to zero mean, unit variance (std + 1e-5)
+  kPerBandMean,  // each band's mean over the window removed, then all values
+                 // divided by their std (+ 1e-5): removes a channel's colouring
 };
 
 struct LogMelOptions {

@@ -32,6 +32,7 @@ absl::StatusOr<dsp::FeatureWindowOptions> FeatureOptionsFromSpec(const v1::Model
     case v1::NORMALIZATION_NONE: o.norm = dsp::FeatureNorm::kNone; break;
     case v1::PER_FRAME: o.norm = dsp::FeatureNorm::kPerFrame; break;
     case v1::PER_WINDOW: o.norm = dsp::FeatureNorm::kPerWindow; break;
+    case v1::PER_BAND_MEAN: o.norm = dsp::FeatureNorm::kPerBandMean; break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("frontEnd.normalization ", fe.normalization(), " is not known"));

@@ -103,7 +103,7 @@ absl::Status ValidateFrontEnd(const ModelSpec& spec) {
     return Invalid(absl::StrCat("front_end.log.floor (", floor, ") must be >= 0 (0 means 1e-10)"));
   }
   if (!::wavepool::v1::FeatureNormalization_IsValid(spec.front_end().normalization())) {
-    return Invalid("front_end.normalization must be NORMALIZATION_NONE, PER_FRAME or PER_WINDOW");
+    return Invalid("front_end.normalization must be NORMALIZATION_NONE, PER_FRAME, PER_WINDOW or PER_BAND_MEAN");
   }
   if (!::wavepool::v1::InputLayout_IsValid(spec.front_end().layout())) {
     return Invalid("front_end.layout must be MEL_AS_FREQ or MEL_AS_CHANNELS");

@@ -26,6 +26,17 @@ struct SessionLimits {
   uint32_t max_channels = 32;
 };
 
+// Server-wide limits on streams; each breach is RESOURCE_EXHAUSTED with the
+// limit's name, so a client can tell which one it hit.
+struct StreamLimits {
+  uint32_t max_streams = 10000;           // open StreamClassify calls
+  uint32_t max_streams_per_peer = 2000;   // per client IP address
+  uint64_t max_message_bytes = 16 << 20;  // one gRPC message
+  uint64_t max_chunk_samples = 4000000;   // per channel, one message
+  double max_stream_duration_s = 0;       // wall time; 0 = unlimited
+  double idle_timeout_s = 60;             // no message for this long; 0 = never
+};
+
 // Where a session's results go, in order: each window's result as soon as it
 // is computed, and each event right after the window that ended it.
 struct SessionOutput {

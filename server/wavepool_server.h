@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
@@ -14,10 +16,48 @@
 
 namespace wavepool::server {
 
+// How a model's windows are batched (see server/batcher.h).
+struct BatchOptions {
+  int max_batch_size = 32;         // 1 = no batching
+  double max_queue_delay_ms = 2;   // how long a window waits for company
+};
+
+enum class VersionPolicy { kAll, kLatest, kSpecific };
+
+struct ModelPolicy {
+  std::string name;
+  VersionPolicy policy = VersionPolicy::kAll;
+  std::vector<int64_t> versions;       // kSpecific only
+  std::optional<BatchOptions> batching;  // overrides ServerOptions::batching
+};
+
+struct TlsOptions {
+  std::string cert_file;       // TLS on when set (with key_file)
+  std::string key_file;
+  std::string client_ca_file;  // mutual TLS when set
+};
+
+struct AuthOptions {
+  std::string tokens_file;  // bearer tokens on when either is set
+  std::string tokens_env;
+};
+
+// Everything the server can be told, by flags or the config file
+// (proto/wavepool/v1/server_config.proto; server/config.h merges the two).
 struct ServerOptions {
   std::string address = "0.0.0.0:50051";
   std::string model_repository = "./models";
+  std::string metrics_address;  // "" = no HTTP endpoint
+  double drain_timeout_s = 20;
+  bool log_json = false;
+  int workers = 0;  // inference threads; 0 = one per core
+  double model_poll_interval_s = 0;  // 0 = reload only on the Admin RPC
   SessionLimits limits;
+  StreamLimits stream_limits;
+  BatchOptions batching;
+  std::vector<ModelPolicy> models;
+  TlsOptions tls;
+  AuthOptions auth;
 };
 
 class WavepoolServer {

@@ -203,14 +203,24 @@ void RefNormalize(std::vector<double>* v) {
 
 // Tolerance 5e-7 absolute on outputs of magnitude <= 3: the float result's
 // rounding is at most 1.2e-7 there (6.4e-8 seen).
-TEST(NormalizeWindow, PerFrameAndPerWindowMatchReference) {
+TEST(NormalizeWindow, PerFramePerWindowAndPerBandMeanMatchReference) {
   const size_t bands = 7, frames = 5;
   const std::vector<float> input = RandomSignal(bands * frames, 9);
-  for (FeatureNorm norm : {FeatureNorm::kPerFrame, FeatureNorm::kPerWindow}) {
+  for (FeatureNorm norm :
+       {FeatureNorm::kPerFrame, FeatureNorm::kPerWindow, FeatureNorm::kPerBandMean}) {
     std::vector<float> got = input;
     NormalizeWindow(norm, bands, frames, got);
     std::vector<double> want(input.begin(), input.end());
     if (norm == FeatureNorm::kPerWindow) {
+      RefNormalize(&want);
+    } else if (norm == FeatureNorm::kPerBandMean) {
+      // Row b (band-major) loses its own mean; then the whole window is scaled.
+      for (size_t b = 0; b < bands; ++b) {
+        double mean = 0;
+        for (size_t t = 0; t < frames; ++t) mean += input[b * frames + t];
+        mean /= frames;
+        for (size_t t = 0; t < frames; ++t) want[b * frames + t] = input[b * frames + t] - mean;
+      }
       RefNormalize(&want);
     } else {
       for (size_t t = 0; t < frames; ++t) {
@@ -303,7 +313,8 @@ TEST(FeatureWindows, CountsCompleteWindowsAndOnePaddedTail) {
 
 TEST(FeatureWindows, EqualsNaivePerWindowRecomputationBitForBit) {
   uint32_t seed = 300;
-  for (FeatureNorm norm : {FeatureNorm::kNone, FeatureNorm::kPerFrame, FeatureNorm::kPerWindow}) {
+  for (FeatureNorm norm : {FeatureNorm::kNone, FeatureNorm::kPerFrame, FeatureNorm::kPerWindow,
+                           FeatureNorm::kPerBandMean}) {
     for (size_t length : {1, 24, 25, 106, 107, 108, 138, 331, 600}) {
       const FeatureWindowOptions o = SmallWindows(norm);
       const std::vector<float> signal = RandomSignal(length, ++seed);
