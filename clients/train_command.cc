@@ -27,6 +27,12 @@
 #include "nn/spec.h"
 #include "nn/trainer.h"
 
+// Speed/pitch perturbation of the digit clips (resampling by a factor): the
+// main stand-in for voices the training set lacks (vocal-tract length, pitch).
+ABSL_FLAG(double, speed_prob, 0.5, "train (digits): probability of resampling a clip's speed");
+ABSL_FLAG(double, speed_min, 0.88, "train (digits): smallest speed factor");
+ABSL_FLAG(double, speed_max, 1.12, "train (digits): largest speed factor");
+
 namespace wavepool::cli {
 namespace {
 
@@ -107,6 +113,12 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   const int batch = absl::GetFlag(FLAGS_batch_size);
   AugmentOptions aug;
   aug.enabled = !absl::GetFlag(FLAGS_no_augment);
+  aug.speed_prob = absl::GetFlag(FLAGS_speed_prob);
+  aug.speed_min = absl::GetFlag(FLAGS_speed_min);
+  aug.speed_max = absl::GetFlag(FLAGS_speed_max);
+  if (!(aug.speed_min > 0 && aug.speed_min <= aug.speed_max && aug.speed_max < 4)) {
+    return Fail("--speed-min and --speed-max must satisfy 0 < min <= max < 4");
+  }
   ExampleSynth synth(*data, fo->window_length, aug, seed);
   const size_t per_epoch = data->train.size() +
       static_cast<size_t>(aug.background_fraction * static_cast<double>(data->train.size()));

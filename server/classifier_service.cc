@@ -18,71 +18,271 @@ double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-absl::StatusOr<std::unique_ptr<Session>> OpenSession(const ModelRepository& repository,
-                                                     const v1::StreamConfig& config,
-                                                     const SessionLimits& limits) {
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             Clock::now().time_since_epoch())
+      .count();
+}
+
+// "ipv4:127.0.0.1:5555" -> "ipv4:127.0.0.1"; "ipv6:[::1]:5555" -> "ipv6:[::1]".
+std::string PeerAddress(const std::string& peer) {
+  const size_t colon = peer.rfind(':');
+  const size_t first = peer.find(':');
+  if (colon == std::string::npos || colon == first) return peer;
+  return peer.substr(0, colon);
+}
+
+absl::Status Authorize(const ServiceContext& ctx, const grpc::CallbackServerContext& context,
+                       const std::string& model, bool admin) {
+  if (!ctx.authorize) return absl::OkStatus();
+  return ctx.authorize(context, model, admin);
+}
+
+// Opens a session on the model the config names, after the caller's token is
+// checked against that model.
+absl::StatusOr<std::unique_ptr<Session>> OpenSession(const ServiceContext& ctx,
+                                                     const grpc::CallbackServerContext& context,
+                                                     const v1::StreamConfig& config) {
   if (config.model().empty()) {
     return absl::InvalidArgumentError(
         "StreamConfig.model is empty; name a model (ListModels shows them)");
   }
+  RETURN_IF_ERROR(Authorize(ctx, context, config.model(), false));
   ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> model,
-                   repository.Find(config.model(), config.version()));
-  return Session::Create(config, std::move(model), limits);
+                   ctx.repository->Find(config.model(), config.version()));
+  return Session::Create(config, std::move(model), ctx.limits);
 }
 
-// One reactor per StreamClassify call. At most one operation (a read or a write)
-// is outstanding at any time, so no two callbacks of one stream ever run at
-// once and no lock is needed. A read is started only once every result of the
+// The part of a call both RPCs share: stage a session's windows, score them
+// (batched or inline), emit the results. Subclasses say where results go and
+// what happens when everything is emitted.
+class SessionDriver : public BatchCompletion, public Expirable {
+ protected:
+  explicit SessionDriver(const ServiceContext* ctx) : ctx_(ctx) {}
+
+  // Stages and scores until a batch is in flight (returns false: OnScored
+  // resumes) or nothing is left to stage (returns true).
+  bool Drive() {
+    for (;;) {
+      while (session_->pending() == 0 && session_->Stage()) {
+      }
+      if (session_->pending() == 0) return true;
+      const LoadedModel& m = session_->model();
+      if (ctx_->batcher != nullptr && m.queue) {
+        ctx_->batcher->Submit(*m.queue, session_->pending_inputs(), session_->pending_scores(),
+                              session_->pending(), this);
+        return false;
+      }
+      session_->ScoreInline();
+      EmitPending();
+    }
+  }
+
+  void EmitPending() {
+    const size_t n = session_->pending();
+    auto window = [this](v1::WindowResult&& w) { OnWindow(std::move(w)); };
+    auto event = [this](v1::Event&& e) { OnEvent(std::move(e)); };
+    session_->Emit(SessionOutput{window, event});
+    if (model_metrics_ != nullptr && n > 0) {
+      model_metrics_->windows_total->Increment(n);
+      const double latency = SecondsSince(chunk_received_);
+      for (size_t i = 0; i < n; ++i) model_metrics_->window_latency_seconds->Observe(latency);
+    }
+  }
+
+  void Bind(std::unique_ptr<Session> session) {
+    session_ = std::move(session);
+    const LoadedModel& m = session_->model();
+    model_metrics_ = &ctx_->metrics->ForModel(m.name, m.version);
+    model_metrics_->streams_open->Increment();
+    model_metrics_->streams_total->Increment();
+  }
+  void Unbind() {
+    if (model_metrics_ != nullptr) model_metrics_->streams_open->Decrement();
+    model_metrics_ = nullptr;
+  }
+  void CountError(const char* method, const grpc::Status& status) {
+    if (!status.ok() && ctx_->metrics != nullptr) {
+      ctx_->metrics->Errors(method, static_cast<absl::StatusCode>(status.error_code()))
+          .Increment();
+    }
+  }
+
+  virtual void OnWindow(v1::WindowResult&& w) = 0;
+  virtual void OnEvent(v1::Event&& e) = 0;
+
+  const ServiceContext* ctx_;
+  std::unique_ptr<Session> session_;
+  const ModelMetrics* model_metrics_ = nullptr;
+  Clock::time_point started_ = Clock::now();
+  Clock::time_point chunk_received_ = Clock::now();
+  StreamRegistry::Entry* entry_ = nullptr;
+};
+
+// One reactor per StreamClassify call. At most one operation (a read, a write,
+// or a batch in the batcher) is outstanding at any time, so no two callbacks of
+// one stream run at once. A read is started only once every result of the
 // previous chunk is written: a client that does not read its results stops
-// being read from (flow control back-pressures that stream alone).
+// being read from (flow control back-pressures that stream alone). mu_ only
+// orders the reaper's Expire against the stream's own steps (one lock per
+// message, never per window).
 class StreamReactor final
-    : public grpc::ServerBidiReactor<v1::StreamClassifyRequest, v1::StreamClassifyResponse> {
+    : public grpc::ServerBidiReactor<v1::StreamClassifyRequest, v1::StreamClassifyResponse>,
+      public SessionDriver {
  public:
-  StreamReactor(grpc::CallbackServerContext* context, const ModelRepository* repository,
-                const SessionLimits& limits)
-      : context_(context), repository_(repository), limits_(limits) {
-    StartRead(&request_);
+  StreamReactor(grpc::CallbackServerContext* context, const ServiceContext* ctx)
+      : SessionDriver(ctx), context_(context) {
+    absl::StatusOr<StreamRegistry::Entry*> entry =
+        ctx_->registry->Open(PeerAddress(context->peer()), this);
+    if (!entry.ok()) {
+      FinishOnce(ToGrpcStatus(entry.status()));
+      return;
+    }
+    entry_ = *entry;
+    StreamRegistry::Touch(entry_);
+    BeginRead();
   }
 
   void OnReadDone(bool ok) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      reading_ = false;
+      if (finished_) return;
+    }
+    StreamRegistry::Touch(entry_);
+    chunk_received_ = Clock::now();
     if (!ok) {
       EndOfInput();
     } else {
       absl::Status status = Handle();
       if (!status.ok()) Fail(status);
     }
-    Pump();
+    Next();
   }
 
   void OnWriteDone(bool ok) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_ = false;
+    }
     if (!ok) {
       // The client is gone; nothing more can be delivered.
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped receiving"));
+      queue_.clear();
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped receiving"));
       return;
     }
     queue_.pop_front();
-    Pump();
+    Next();
   }
 
-  void OnDone() override { delete this; }
+  // A batch of this stream's windows is scored (on a batcher thread).
+  void OnScored() override {
+    if (context_->IsCancelled()) {
+      queue_.clear();
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the stream"));
+      return;
+    }
+    EmitPending();
+    Next();
+  }
 
- private:
-  void Pump() {
-    if (!queue_.empty()) {
-      StartWrite(&queue_.front());
-    } else if (finishing_) {
-      Finish(final_status_);
-    } else {
-      StartRead(&request_);
+  // From the registry's reaper thread. No gRPC call is made under mu_ (a
+  // reaction could run inline and take it again).
+  void Expire(const absl::Status& why) override {
+    bool finish_now = false, cancel = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      if (reading_) {
+        // Waiting on the client: end the call now; the read completes not-ok.
+        finished_ = true;
+        finish_now = true;
+      } else {
+        expired_ = why;
+        // A write stalled on a client that does not read would wait forever.
+        cancel = writing_;
+      }
+    }
+    if (finish_now) {
+      const grpc::Status status = ToGrpcStatus(why);
+      CountError("StreamClassify", status);
+      Finish(status);
+    } else if (cancel) {
+      context_->TryCancel();
     }
   }
 
-  // Results queue up in order for writing.
-  void QueueWindow(v1::WindowResult&& w) {
+  void OnDone() override {
+    Unbind();
+    if (entry_ != nullptr) ctx_->registry->Close(entry_);
+    delete this;
+  }
+
+ private:
+  void BeginRead() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      reading_ = true;
+    }
+    StartRead(&request_);
+  }
+
+  // The single place that decides the next operation; runs with none outstanding.
+  void Next() {
+    for (;;) {
+      if (!queue_.empty()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (finished_) return;
+          writing_ = true;
+        }
+        StartWrite(&queue_.front());
+        return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (finished_) return;
+        if (!expired_.ok() && !finishing_) {
+          final_status_ = ToGrpcStatus(expired_);
+          finishing_ = true;
+        }
+      }
+      if (finishing_) {
+        FinishOnce(final_status_);
+        return;
+      }
+      if (session_) {
+        if (!Drive()) return;  // OnScored resumes
+        if (!queue_.empty()) continue;
+        if (session_->done()) {
+          queue_.emplace_back();
+          *queue_.back().mutable_summary() = session_->Summary(SecondsSince(started_));
+          final_status_ = grpc::Status::OK;
+          finishing_ = true;
+          continue;
+        }
+      }
+      BeginRead();
+      return;
+    }
+  }
+
+  void FinishOnce(const grpc::Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    CountError("StreamClassify", status);
+    Finish(status);
+  }
+
+  void OnWindow(v1::WindowResult&& w) override {
     queue_.emplace_back();
     *queue_.back().mutable_window() = std::move(w);
   }
-  void QueueEvent(v1::Event&& e) {
+  void OnEvent(v1::Event&& e) override {
     queue_.emplace_back();
     *queue_.back().mutable_event() = std::move(e);
   }
@@ -99,19 +299,18 @@ class StreamReactor final
           return absl::InvalidArgumentError(
               "a second StreamConfig arrived; send the config once, as the first message");
         }
-        ASSIGN_OR_RETURN(session_, OpenSession(*repository_, request_.config(), limits_));
+        ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
+                         OpenSession(*ctx_, *context_, request_.config()));
+        Bind(std::move(session));
         started_ = Clock::now();
         return absl::OkStatus();
       }
-      case v1::StreamClassifyRequest::kSamples: {
+      case v1::StreamClassifyRequest::kSamples:
         if (!session_) {
           return absl::InvalidArgumentError(
               "samples arrived before the StreamConfig; the first message must be a config");
         }
-        auto window = [this](v1::WindowResult&& w) { QueueWindow(std::move(w)); };
-        auto event = [this](v1::Event&& e) { QueueEvent(std::move(e)); };
-        return session_->Push(request_.samples(), SessionOutput{window, event});
-      }
+        return session_->Accept(request_.samples());
       default:
         return absl::InvalidArgumentError(
             "a StreamClassifyRequest must set config or samples; this one sets neither");
@@ -129,43 +328,100 @@ class StreamReactor final
           "the stream ended before a StreamConfig; send a config, then samples"));
       return;
     }
-    auto window = [this](v1::WindowResult&& w) { QueueWindow(std::move(w)); };
-    auto event = [this](v1::Event&& e) { QueueEvent(std::move(e)); };
-    absl::StatusOr<v1::StreamSummary> summary =
-        session_->Finish(SessionOutput{window, event}, SecondsSince(started_));
-    if (!summary.ok()) {
-      Fail(summary.status());
-      return;
-    }
-    queue_.emplace_back();
-    *queue_.back().mutable_summary() = *std::move(summary);
-    final_status_ = grpc::Status::OK;
-    finishing_ = true;
+    session_->EndInput();
   }
 
   grpc::CallbackServerContext* context_;
-  const ModelRepository* repository_;
-  SessionLimits limits_;
   v1::StreamClassifyRequest request_;
   std::deque<v1::StreamClassifyResponse> queue_;
-  std::unique_ptr<Session> session_;
-  Clock::time_point started_ = Clock::now();
   bool finishing_ = false;
   grpc::Status final_status_;
+  std::mutex mu_;
+  bool reading_ = false;   // guarded by mu_
+  bool writing_ = false;   // guarded by mu_
+  bool finished_ = false;  // guarded by mu_
+  absl::Status expired_;   // guarded by mu_
 };
 
-absl::Status DoClassify(const ModelRepository& repository, const SessionLimits& limits,
-                        const v1::ClassifyRequest& request, v1::ClassifyResponse* response) {
-  const Clock::time_point started = Clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
-                   OpenSession(repository, request.config(), limits));
-  auto add_window = [&](v1::WindowResult&& w) { *response->add_windows() = std::move(w); };
-  auto add_event = [&](v1::Event&& e) { *response->add_events() = std::move(e); };
-  const SessionOutput out{add_window, add_event};
-  RETURN_IF_ERROR(session->Push(request.samples(), out));
-  ASSIGN_OR_RETURN(*response->mutable_summary(), session->Finish(out, SecondsSince(started)));
-  return absl::OkStatus();
-}
+// One Classify call: the whole signal in one request, staged in slices like a
+// stream so that memory stays bounded whatever its length.
+class ClassifyReactor final : public grpc::ServerUnaryReactor, public SessionDriver {
+ public:
+  ClassifyReactor(grpc::CallbackServerContext* context, const ServiceContext* ctx,
+                  const v1::ClassifyRequest* request, v1::ClassifyResponse* response)
+      : SessionDriver(ctx), context_(context), response_(response) {
+    absl::StatusOr<StreamRegistry::Entry*> entry =
+        ctx_->registry->Open(PeerAddress(context->peer()), this);
+    if (!entry.ok()) {
+      Done(entry.status());
+      return;
+    }
+    entry_ = *entry;
+    absl::StatusOr<std::unique_ptr<Session>> session =
+        OpenSession(*ctx_, *context, request->config());
+    if (!session.ok()) {
+      Done(session.status());
+      return;
+    }
+    Bind(*std::move(session));
+    if (absl::Status s = session_->Accept(request->samples()); !s.ok()) {
+      Done(s);
+      return;
+    }
+    session_->EndInput();
+    Continue();
+  }
+
+  void OnScored() override {
+    if (context_->IsCancelled()) {
+      Done(absl::CancelledError("the client cancelled the call"));
+      return;
+    }
+    EmitPending();
+    Continue();
+  }
+
+  void Expire(const absl::Status& why) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    expired_ = why;
+  }
+
+  void OnDone() override {
+    Unbind();
+    if (entry_ != nullptr) ctx_->registry->Close(entry_);
+    delete this;
+  }
+
+ private:
+  void Continue() {
+    absl::Status why;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      why = expired_;
+    }
+    if (!why.ok()) {
+      Done(why);
+      return;
+    }
+    if (!Drive()) return;
+    *response_->mutable_summary() = session_->Summary(SecondsSince(started_));
+    Done(absl::OkStatus());
+  }
+
+  void Done(const absl::Status& status) {
+    const grpc::Status s = ToGrpcStatus(status);
+    CountError("Classify", s);
+    Finish(s);
+  }
+
+  void OnWindow(v1::WindowResult&& w) override { *response_->add_windows() = std::move(w); }
+  void OnEvent(v1::Event&& e) override { *response_->add_events() = std::move(e); }
+
+  grpc::CallbackServerContext* context_;
+  v1::ClassifyResponse* response_;
+  std::mutex mu_;
+  absl::Status expired_;  // guarded by mu_
+};
 
 absl::Status DoGetModel(const ModelRepository& repository, const v1::GetModelRequest& request,
                         v1::GetModelResponse* response) {
@@ -185,57 +441,203 @@ absl::Status DoGetModel(const ModelRepository& repository, const v1::GetModelReq
   return absl::OkStatus();
 }
 
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const ServiceContext& ctx, const char* method,
+                                    const absl::Status& status) {
+  const grpc::Status s = ToGrpcStatus(status);
+  if (!s.ok() && ctx.metrics != nullptr) {
+    ctx.metrics->Errors(method, static_cast<absl::StatusCode>(s.error_code())).Increment();
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(s);
+  return reactor;
+}
+
 }  // namespace
 
-ClassifierService::ClassifierService(const ModelRepository* repository, SessionLimits limits)
-    : repository_(repository), limits_(limits) {}
+// ---- StreamRegistry ----
+
+StreamRegistry::StreamRegistry(const StreamLimits& limits) : limits_(limits) {
+  reaper_ = std::thread([this] { Reap(); });
+}
+
+StreamRegistry::~StreamRegistry() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  reaper_.join();
+}
+
+absl::StatusOr<StreamRegistry::Entry*> StreamRegistry::Open(const std::string& peer,
+                                                            Expirable* call) {
+  if (draining()) {
+    return absl::UnavailableError(
+        "the server is shutting down; retry on another replica or after it restarts");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (limits_.max_streams > 0 && entries_.size() >= limits_.max_streams) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the server already holds ", entries_.size(), " open calls (max_streams ",
+        limits_.max_streams, "); retry later or on another replica"));
+  }
+  uint32_t& n = per_peer_[peer];
+  if (limits_.max_streams_per_peer > 0 && n >= limits_.max_streams_per_peer) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "your address already holds ", n, " open calls (max_streams_per_peer ",
+        limits_.max_streams_per_peer, "); close some first"));
+  }
+  ++n;
+  auto entry = std::make_unique<Entry>();
+  entry->id = next_id_++;
+  entry->peer = peer;
+  entry->opened = Clock::now();
+  entry->call = call;
+  Entry* raw = entry.get();
+  entries_.emplace(raw->id, std::move(entry));
+  return raw;
+}
+
+void StreamRegistry::Close(Entry* entry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto p = per_peer_.find(entry->peer);
+  if (p != per_peer_.end() && --p->second == 0) per_peer_.erase(p);
+  entries_.erase(entry->id);
+}
+
+void StreamRegistry::Touch(Entry* entry) {
+  entry->last_activity_ns.store(NowNs(), std::memory_order_relaxed);
+}
+
+size_t StreamRegistry::open() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+void StreamRegistry::Reap() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(100));
+    if (stopping_) return;
+    const Clock::time_point now = Clock::now();
+    const int64_t now_ns = NowNs();
+    for (auto& [id, e] : entries_) {
+      const double open_s = std::chrono::duration<double>(now - e->opened).count();
+      const int64_t last = e->last_activity_ns.load(std::memory_order_relaxed);
+      const double idle_s = last == 0 ? open_s : static_cast<double>(now_ns - last) * 1e-9;
+      // Expire only takes the call's own lock, never the registry's.
+      if (limits_.max_stream_duration_s > 0 && open_s > limits_.max_stream_duration_s) {
+        e->call->Expire(absl::ResourceExhaustedError(absl::StrCat(
+            "the call has been open for more than max_stream_duration_s (",
+            limits_.max_stream_duration_s, " s); open a new stream to go on")));
+      } else if (limits_.idle_timeout_s > 0 && idle_s > limits_.idle_timeout_s) {
+        e->call->Expire(absl::ResourceExhaustedError(absl::StrCat(
+            "no message for more than idle_timeout_s (", limits_.idle_timeout_s,
+            " s); the server ended the idle stream")));
+      }
+    }
+  }
+}
+
+// ---- ClassifierService ----
+
+ClassifierService::ClassifierService(ServiceContext context) : ctx_(std::move(context)) {}
 
 grpc::ServerBidiReactor<v1::StreamClassifyRequest, v1::StreamClassifyResponse>*
 ClassifierService::StreamClassify(grpc::CallbackServerContext* context) {
-  return new StreamReactor(context, repository_, limits_);
+  return new StreamReactor(context, &ctx_);
 }
 
 grpc::ServerUnaryReactor* ClassifierService::Classify(grpc::CallbackServerContext* context,
                                                       const v1::ClassifyRequest* request,
                                                       v1::ClassifyResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(DoClassify(*repository_, limits_, *request, response)));
-  return reactor;
+  return new ClassifyReactor(context, &ctx_, request, response);
+}
+
+v1::ModelInfo ClassifierService::Info(const LoadedModel& m) {
+  const v1::ModelSpec& spec = m.model->spec();
+  v1::ModelInfo info;
+  info.set_name(m.name);
+  info.set_version(m.version);
+  info.set_description(spec.description());
+  info.set_kind(spec.kind());
+  info.set_sample_rate_hz(spec.sample_rate_hz());
+  *info.mutable_labels() = spec.labels();
+  if (m.beat_windows) {
+    // One window per detected beat: its span, and no fixed hop.
+    info.set_window_s(spec.beat_windowing().before_s() + spec.beat_windowing().after_s());
+    info.set_hop_s(0);
+  } else {
+    info.set_window_s(spec.windowing().length_samples() / spec.sample_rate_hz());
+    info.set_hop_s(spec.windowing().hop_samples() / spec.sample_rate_hz());
+  }
+  info.set_trained(spec.provenance().trained());
+  return info;
 }
 
 grpc::ServerUnaryReactor* ClassifierService::ListModels(grpc::CallbackServerContext* context,
                                                         const v1::ListModelsRequest*,
                                                         v1::ListModelsResponse* response) {
-  for (const auto& m : repository_->List()) {
-    const v1::ModelSpec& spec = m->model->spec();
-    v1::ModelInfo* info = response->add_models();
-    info->set_name(m->name);
-    info->set_version(m->version);
-    info->set_description(spec.description());
-    info->set_kind(spec.kind());
-    info->set_sample_rate_hz(spec.sample_rate_hz());
-    *info->mutable_labels() = spec.labels();
-    if (m->beat_windows) {
-      // One window per detected beat: its span, and no fixed hop.
-      info->set_window_s(spec.beat_windowing().before_s() + spec.beat_windowing().after_s());
-      info->set_hop_s(0);
-    } else {
-      info->set_window_s(spec.windowing().length_samples() / spec.sample_rate_hz());
-      info->set_hop_s(spec.windowing().hop_samples() / spec.sample_rate_hz());
-    }
-    info->set_trained(spec.provenance().trained());
+  if (absl::Status s = Authorize(ctx_, *context, "", false); !s.ok()) {
+    return FinishNow(context, ctx_, "ListModels", s);
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  for (const auto& m : ctx_.repository->List()) *response->add_models() = Info(*m);
+  return FinishNow(context, ctx_, "ListModels", absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* ClassifierService::GetModel(grpc::CallbackServerContext* context,
                                                       const v1::GetModelRequest* request,
                                                       v1::GetModelResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(DoGetModel(*repository_, *request, response)));
-  return reactor;
+  absl::Status s = Authorize(ctx_, *context, request->model(), false);
+  if (s.ok()) s = DoGetModel(*ctx_.repository, *request, response);
+  return FinishNow(context, ctx_, "GetModel", s);
+}
+
+// ---- AdminService ----
+
+AdminService::AdminService(ServiceContext context, std::function<void()> on_change)
+    : ctx_(std::move(context)), on_change_(std::move(on_change)) {}
+
+grpc::ServerUnaryReactor* AdminService::ReloadModels(grpc::CallbackServerContext* context,
+                                                     const v1::ReloadModelsRequest*,
+                                                     v1::ReloadModelsResponse* response) {
+  if (absl::Status s = Authorize(ctx_, *context, "", true); !s.ok()) {
+    return FinishNow(context, ctx_, "ReloadModels", s);
+  }
+  const ReloadResult r = ctx_.repository->Reload();
+  for (const auto& m : r.loaded) *response->add_loaded() = ClassifierService::Info(*m);
+  for (const auto& m : r.unloaded) *response->add_unloaded() = ClassifierService::Info(*m);
+  for (const auto& e : r.errors) {
+    v1::ModelLoadError* err = response->add_errors();
+    err->set_path(e.dir);
+    err->set_message(std::string(e.status.message()));
+  }
+  for (const auto& m : ctx_.repository->List()) {
+    *response->add_serving() = ClassifierService::Info(*m);
+  }
+  if (on_change_) on_change_();
+  return FinishNow(context, ctx_, "ReloadModels", absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AdminService::UnloadModel(grpc::CallbackServerContext* context,
+                                                    const v1::UnloadModelRequest* request,
+                                                    v1::UnloadModelResponse* response) {
+  absl::Status s = Authorize(ctx_, *context, "", true);
+  if (s.ok() && request->version() < 0) {
+    s = absl::InvalidArgumentError(
+        absl::StrCat("version (", request->version(), ") must be >= 0 (0 = every version)"));
+  }
+  if (s.ok()) {
+    absl::StatusOr<std::vector<std::shared_ptr<const LoadedModel>>> gone =
+        ctx_.repository->Unload(request->model(), request->version());
+    if (gone.ok()) {
+      for (const auto& m : *gone) *response->add_unloaded() = ClassifierService::Info(*m);
+      if (on_change_) on_change_();
+    }
+    s = gone.status();
+  }
+  return FinishNow(context, ctx_, "UnloadModel", s);
 }
 
 }  // namespace wavepool::server

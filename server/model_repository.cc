@@ -1,6 +1,8 @@
 #include "server/model_repository.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <system_error>
 
 #include "absl/strings/numbers.h"
@@ -12,9 +14,28 @@
 
 namespace wavepool::server {
 namespace fs = std::filesystem;
+namespace {
 
-absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::LoadVersion(
+// Sizes and modification times of a version's two files: a changed fingerprint
+// means the version is reloaded on the next scan.
+std::string Fingerprint(const std::string& dir) {
+  std::string out;
+  for (const char* file : {"spec.json", "weights.safetensors"}) {
+    std::error_code ec;
+    const fs::path p = fs::path(dir) / file;
+    const auto size = fs::file_size(p, ec);
+    const auto time = fs::last_write_time(p, ec);
+    absl::StrAppend(&out, file, ":", ec ? 0 : size, ":",
+                    ec ? 0 : time.time_since_epoch().count(), ";");
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRepository::LoadVersion(
     const std::string& dir, const std::string& name, int64_t version) {
+  const std::string fingerprint = Fingerprint(dir);
   ASSIGN_OR_RETURN(std::shared_ptr<const nn::Model> model, nn::Model::Load(dir));
   const v1::ModelSpec& spec = model->spec();
   if (spec.name() != name) {
@@ -29,6 +50,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::LoadVersion(
   loaded->name = name;
   loaded->version = version;
   loaded->dir = dir;
+  loaded->fingerprint = fingerprint;
   loaded->model = model;
   size_t front_end_values = 0;
   if (spec.kind() == v1::BEAT_WINDOWS) {
@@ -50,10 +72,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::LoadVersion(
         "makes ", front_end_values, "; check the spec's front end and windowing"));
   }
   ASSIGN_OR_RETURN(loaded->description, nn::Describe(spec));
-  return std::shared_ptr<const LoadedModel>(std::move(loaded));
+  return loaded;
 }
 
-absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(const std::string& root) {
+absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(
+    const std::string& root, RepositoryOptions options) {
   std::error_code ec;
   if (!fs::is_directory(root, ec)) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -62,45 +85,151 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(const std
   }
   auto repo = std::unique_ptr<ModelRepository>(new ModelRepository());
   repo->root_ = root;
+  repo->options_ = std::move(options);
   fs::directory_iterator models(root, ec);
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot list model repository \"", root, "\": ", ec.message()));
   }
-  // Symlinks are not followed out of the repository: a model or version folder
-  // must be a real directory (symlink_status), so a link cannot pull in files
-  // from elsewhere.
-  for (const fs::directory_entry& m : models) {
-    if (!fs::is_directory(m.symlink_status())) continue;
-    const std::string name = m.path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
-    std::error_code ec2;
-    for (const fs::directory_entry& v : fs::directory_iterator(m.path(), ec2)) {
-      if (!fs::is_directory(v.symlink_status())) continue;
-      int64_t version = 0;
-      const std::string vname = v.path().filename().string();
-      if (!absl::SimpleAtoi(vname, &version) || version <= 0) {
-        repo->load_errors_.push_back(
-            {v.path().string(),
-             absl::InvalidArgumentError(absl::StrCat(
-                 "version folder \"", vname, "\" is not a positive integer; skipped"))});
-        continue;
-      }
-      absl::StatusOr<std::shared_ptr<const LoadedModel>> loaded =
-          LoadVersion(v.path().string(), name, version);
-      if (!loaded.ok()) {
-        repo->load_errors_.push_back({v.path().string(), loaded.status()});
-        continue;
-      }
-      repo->models_[name][version] = *std::move(loaded);
-    }
-    if (ec2) repo->load_errors_.push_back({m.path().string(), absl::InternalError(ec2.message())});
-  }
+  repo->Reload();
   return repo;
+}
+
+std::vector<int64_t> ModelRepository::Admitted(const std::string& name,
+                                               std::vector<int64_t> found) const {
+  std::sort(found.begin(), found.end());
+  for (const ModelPolicy& p : options_.models) {
+    if (p.name != name) continue;
+    switch (p.policy) {
+      case VersionPolicy::kAll:
+        return found;
+      case VersionPolicy::kLatest:
+        if (found.empty()) return found;
+        return {found.back()};
+      case VersionPolicy::kSpecific: {
+        std::vector<int64_t> out;
+        for (int64_t v : found) {
+          if (std::find(p.versions.begin(), p.versions.end(), v) != p.versions.end()) {
+            out.push_back(v);
+          }
+        }
+        return out;
+      }
+    }
+  }
+  return found;
+}
+
+ReloadResult ModelRepository::Reload() {
+  std::lock_guard<std::mutex> scan(reload_mu_);
+  ReloadResult result;
+  std::map<std::string, Versions> current;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current = models_;
+  }
+  std::map<std::string, Versions> next;
+  std::error_code ec;
+  fs::directory_iterator models(root_, ec);
+  if (ec) {
+    result.errors.push_back({root_, absl::FailedPreconditionError(absl::StrCat(
+                                        "cannot list model repository: ", ec.message()))});
+  } else {
+    // Symlinks are not followed out of the repository: a model or version folder
+    // must be a real directory (symlink_status), so a link cannot pull in files
+    // from elsewhere.
+    for (const fs::directory_entry& m : models) {
+      if (!fs::is_directory(m.symlink_status())) continue;
+      const std::string name = m.path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      std::error_code ec2;
+      std::map<int64_t, std::string> dirs;
+      for (const fs::directory_entry& v : fs::directory_iterator(m.path(), ec2)) {
+        if (!fs::is_directory(v.symlink_status())) continue;
+        int64_t version = 0;
+        const std::string vname = v.path().filename().string();
+        if (!absl::SimpleAtoi(vname, &version) || version <= 0) {
+          result.errors.push_back(
+              {v.path().string(),
+               absl::InvalidArgumentError(absl::StrCat(
+                   "version folder \"", vname, "\" is not a positive integer; skipped"))});
+          continue;
+        }
+        dirs[version] = v.path().string();
+      }
+      if (ec2) result.errors.push_back({m.path().string(), absl::InternalError(ec2.message())});
+      std::vector<int64_t> found;
+      for (const auto& [v, dir] : dirs) found.push_back(v);
+      for (int64_t version : Admitted(name, found)) {
+        const std::string& dir = dirs[version];
+        std::shared_ptr<const LoadedModel> old;
+        if (auto it = current.find(name); it != current.end()) {
+          if (auto v = it->second.find(version); v != it->second.end()) old = v->second;
+        }
+        if (old && old->fingerprint == Fingerprint(dir)) {
+          next[name][version] = old;
+          continue;
+        }
+        absl::StatusOr<std::shared_ptr<LoadedModel>> loaded = LoadVersion(dir, name, version);
+        if (!loaded.ok()) {
+          result.errors.push_back({dir, loaded.status()});
+          if (old) next[name][version] = old;  // the loaded copy keeps serving
+          continue;
+        }
+        if (options_.prepare) options_.prepare(**loaded);
+        next[name][version] = *loaded;
+        result.loaded.push_back(*loaded);
+      }
+    }
+  }
+  for (const auto& [name, versions] : current) {
+    for (const auto& [v, m] : versions) {
+      auto it = next.find(name);
+      if (it == next.end() || it->second.find(v) == it->second.end()) {
+        result.unloaded.push_back(m);
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    models_ = std::move(next);
+    load_errors_ = result.errors;
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<std::shared_ptr<const LoadedModel>>> ModelRepository::Unload(
+    const std::string& name, int64_t version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = models_.find(name);
+  std::vector<std::shared_ptr<const LoadedModel>> out;
+  if (it != models_.end()) {
+    for (auto v = it->second.begin(); v != it->second.end();) {
+      if (version == 0 || v->first == version) {
+        out.push_back(v->second);
+        v = it->second.erase(v);
+      } else {
+        ++v;
+      }
+    }
+    if (it->second.empty()) models_.erase(it);
+  }
+  if (out.empty()) {
+    return absl::NotFoundError(absl::StrCat("model \"", name, "\"",
+                                            version ? absl::StrCat(" version ", version) : "",
+                                            " is not being served"));
+  }
+  return out;
+}
+
+std::vector<LoadError> ModelRepository::load_errors() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return load_errors_;
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::Find(
     const std::string& name, int64_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = models_.find(name);
   if (it == models_.end() || it->second.empty()) {
     std::vector<std::string> names;
@@ -125,6 +254,7 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ModelRepository::Find(
 }
 
 std::vector<std::shared_ptr<const LoadedModel>> ModelRepository::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::shared_ptr<const LoadedModel>> out;
   for (const auto& [name, versions] : models_) {
     for (const auto& [v, m] : versions) out.push_back(m);

@@ -1,11 +1,17 @@
 // The model repository: a folder of models/<name>/<version>/{spec.json,
-// weights.safetensors}. Every version found is loaded at Open; one that fails is
-// reported (load_errors) and never takes the others down.
+// weights.safetensors}. Open loads every version the version policy admits;
+// Reload rescans (new versions load, changed files reload, vanished versions
+// unload); a version that fails to load is reported and never takes the others
+// down (a previously loaded copy of it keeps serving). Thread-safe: lookups
+// take a lock once per stream, never per window.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +19,7 @@
 #include "dsp/beat_windows.h"
 #include "dsp/log_mel.h"
 #include "nn/model.h"
+#include "server/batcher.h"
 #include "wavepool/v1/model_spec.pb.h"
 
 namespace wavepool::server {
@@ -21,11 +28,13 @@ struct LoadedModel {
   std::string name;
   int64_t version = 0;
   std::string dir;
+  std::string fingerprint;  // sizes and modification times of its two files
   std::shared_ptr<const nn::Model> model;
   bool beat_windows = false;           // kind BEAT_WINDOWS (ECG)
   dsp::FeatureWindowOptions features;  // FIXED_WINDOWS models
   dsp::BeatWindowOptions beats;        // BEAT_WINDOWS models
   v1::ModelDescription description;
+  std::shared_ptr<ModelQueue> queue;   // its batch queue (null: score inline)
 };
 
 struct LoadError {
@@ -33,10 +42,33 @@ struct LoadError {
   absl::Status status;
 };
 
+enum class VersionPolicy { kAll, kLatest, kSpecific };
+
+struct ModelPolicy {
+  std::string name;
+  VersionPolicy policy = VersionPolicy::kAll;
+  std::vector<int64_t> versions;         // kSpecific only
+  std::optional<BatchOptions> batching;  // overrides the server-wide batching
+};
+
+struct RepositoryOptions {
+  std::vector<ModelPolicy> models;  // models not named: every version
+  // Called on each freshly loaded version before it is served (the server
+  // attaches its batch queue here).
+  std::function<void(LoadedModel&)> prepare;
+};
+
+struct ReloadResult {
+  std::vector<std::shared_ptr<const LoadedModel>> loaded;    // new or reloaded
+  std::vector<std::shared_ptr<const LoadedModel>> unloaded;
+  std::vector<LoadError> errors;
+};
+
 class ModelRepository {
  public:
   // Fails only when `root` cannot be read as a folder.
-  static absl::StatusOr<std::unique_ptr<ModelRepository>> Open(const std::string& root);
+  static absl::StatusOr<std::unique_ptr<ModelRepository>> Open(const std::string& root,
+                                                               RepositoryOptions options = {});
 
   // version 0 = the highest version. NOT_FOUND lists what exists. Names are looked
   // up in memory only; they never reach the file system.
@@ -44,17 +76,32 @@ class ModelRepository {
                                                           int64_t version) const;
   // Sorted by name, then version.
   std::vector<std::shared_ptr<const LoadedModel>> List() const;
-  const std::vector<LoadError>& load_errors() const { return load_errors_; }
+  // The errors of the last scan (Open or Reload).
+  std::vector<LoadError> load_errors() const;
   const std::string& root() const { return root_; }
+
+  // Rescans the folder. Also re-admits versions Unload removed.
+  ReloadResult Reload();
+  // Stops serving `name` (version 0: every version). NOT_FOUND if not served.
+  absl::StatusOr<std::vector<std::shared_ptr<const LoadedModel>>> Unload(
+      const std::string& name, int64_t version);
 
   // Loads one model version folder (spec.json + weights.safetensors) and checks
   // that the spec's name and version match the folder's.
-  static absl::StatusOr<std::shared_ptr<const LoadedModel>> LoadVersion(
-      const std::string& dir, const std::string& name, int64_t version);
+  static absl::StatusOr<std::shared_ptr<LoadedModel>> LoadVersion(const std::string& dir,
+                                                                  const std::string& name,
+                                                                  int64_t version);
 
  private:
+  using Versions = std::map<int64_t, std::shared_ptr<const LoadedModel>>;
+  // Which of the versions found in a model's folder the policy admits.
+  std::vector<int64_t> Admitted(const std::string& name, std::vector<int64_t> found) const;
+
   std::string root_;
-  std::map<std::string, std::map<int64_t, std::shared_ptr<const LoadedModel>>> models_;
+  RepositoryOptions options_;
+  std::mutex reload_mu_;  // one scan at a time
+  mutable std::mutex mu_;  // guards models_ and load_errors_
+  std::map<std::string, Versions> models_;
   std::vector<LoadError> load_errors_;
 };
 

@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
   }
   auto s = std::unique_ptr<Session>(new Session(config, std::move(model)));
   s->channels_ = channels;
+  s->max_chunk_samples_ = limits.max_chunk_samples;
   const size_t labels = static_cast<size_t>(s->model_->model->spec().labels_size());
   if (config.has_top_k() && config.top_k() == 0) {
     return absl::InvalidArgumentError("top_k (0) must be >= 1 (leave it unset for 1)");
@@ -84,10 +85,25 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
     ASSIGN_OR_RETURN(EventDetector events, EventDetector::Create(s->model_->model->spec()));
     s->events_ = std::make_unique<EventDetector>(std::move(events));
   }
-  s->workspace_ = std::make_unique<nn::Workspace>(*s->model_->model, 1);
-  s->scores_.resize(s->model_->model->output_size());
-  s->order_.resize(s->scores_.size());
+  // A slice of about 16 windows' hop of signal (beats: 4 s, at most ~20 beats).
+  const double model_rate = s->model_->model->spec().sample_rate_hz();
+  const double slice_model_samples =
+      s->model_->beat_windows ? 4.0 * model_rate
+                              : 16.0 * static_cast<double>(s->model_->features.window_hop);
+  s->slice_ = std::max<size_t>(1, static_cast<size_t>(std::ceil(slice_model_samples * rate /
+                                                                  model_rate)));
+  s->softmax_.resize(s->model_->model->output_size());
+  s->order_.resize(s->softmax_.size());
   return s;
+}
+
+absl::Status Session::CheckChunkSize(uint64_t frames) const {
+  if (max_chunk_samples_ > 0 && frames > max_chunk_samples_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this chunk carries ", frames, " samples per channel; the server takes at most ",
+        max_chunk_samples_, " per message (max_chunk_samples): send smaller chunks"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Session::Decode(const v1::SampleChunk& chunk) {
@@ -113,6 +129,7 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
       }
     }
     const size_t frames = n / channels_;
+    RETURN_IF_ERROR(CheckChunkSize(frames));
     if (mono_.size() < frames) mono_.resize(frames);
     const float* v = chunk.values().data();
     for (size_t f = 0; f < frames; ++f) {
@@ -133,6 +150,7 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
         v1::Encoding_Name(config_.encoding()), ")"));
   }
   const size_t frames = pcm.size() / frame_bytes;
+  RETURN_IF_ERROR(CheckChunkSize(frames));
   if (mono_.size() < frames) mono_.resize(frames);
   mono_.resize(frames);
   const unsigned char* p = reinterpret_cast<const unsigned char*>(pcm.data());
@@ -169,111 +187,180 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
   return absl::OkStatus();
 }
 
-void Session::Score(std::span<const float> features) {
+void Session::AddPending(const Pending& p, std::span<const float> features) {
+  const size_t in = model_->model->input_size();
+  const size_t n = pending_.size();
+  pending_.push_back(p);
+  // Grows only to the most windows one slice has made (amortised, not per window).
+  if (inputs_.size() < (n + 1) * in) inputs_.resize((n + 1) * in);
+  std::copy(features.begin(), features.end(), inputs_.begin() + static_cast<ptrdiff_t>(n * in));
+}
+
+void Session::Feed(std::span<const float> resampled) {
+  if (beats_) {
+    beats_->Push(resampled, [&](const dsp::Beat& beat) {
+      AddPending({0, false, true, beat.r_sample, beat.rr_prev_s, beat.rr_next_s}, beat.features);
+    });
+    return;
+  }
+  features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
+    AddPending({index, false, false, 0, 0, 0}, features);
+  });
+}
+
+absl::Status Session::Accept(const v1::SampleChunk& chunk) {
+  if (input_ended_) return absl::FailedPreconditionError("the stream has already ended");
+  if (mono_pos_ < mono_.size()) {
+    return absl::FailedPreconditionError("the previous chunk is still being processed");
+  }
+  RETURN_IF_ERROR(Decode(chunk));
+  mono_pos_ = 0;
+  return absl::OkStatus();
+}
+
+bool Session::Stage() {
+  if (mono_pos_ < mono_.size()) {
+    const size_t n = std::min(slice_, mono_.size() - mono_pos_);
+    const std::span<const float> part(mono_.data() + mono_pos_, n);
+    mono_pos_ += n;
+    samples_received_ += n;
+    // Push fails only for a non-finite sample, which Decode has ruled out.
+    (void)resampler_->Push(part, [&](std::span<const float> resampled) { Feed(resampled); });
+    return true;
+  }
+  if (!input_ended_ || flushed_) return false;
+  flushed_ = true;
+  (void)resampler_->Finish([&](std::span<const float> resampled) { Feed(resampled); });
+  if (beats_) {
+    beats_->Finish([&](const dsp::Beat& beat) {
+      AddPending({0, false, true, beat.r_sample, beat.rr_prev_s, beat.rr_next_s}, beat.features);
+    });
+  } else {
+    features_->Finish([&](uint64_t index, std::span<const float> features) {
+      AddPending({index, true, false, 0, 0, 0}, features);
+    });
+  }
+  return true;
+}
+
+float* Session::pending_scores() {
+  const size_t need = pending_.size() * model_->model->output_size();
+  if (scores_.size() < need) scores_.resize(need);
+  return scores_.data();
+}
+
+void Session::ScoreInline() {
+  const size_t n = pending_.size();
+  if (n == 0) return;
   const nn::Model& model = *model_->model;
-  model.Run(features.data(), 1, scores_.data(), *workspace_);
-  if (!model.outputs_probabilities()) nn::Softmax(scores_.size(), scores_.data());
+  if (!workspace_) workspace_ = std::make_unique<nn::Workspace>(model, 16);
+  pending_scores();
+  const size_t in = model.input_size(), out = model.output_size();
+  for (size_t i = 0; i < n; i += 16) {
+    const int b = static_cast<int>(std::min<size_t>(16, n - i));
+    model.Run(inputs_.data() + i * in, b, scores_.data() + i * out, *workspace_);
+  }
+}
+
+void Session::FillTop(const float* scores, v1::WindowResult& w) {
+  const nn::Model& model = *model_->model;
+  std::copy(scores, scores + softmax_.size(), softmax_.begin());
+  if (!model.outputs_probabilities()) nn::Softmax(softmax_.size(), softmax_.data());
   std::iota(order_.begin(), order_.end(), 0u);
   // Highest score first; equal scores keep label order, so results are stable.
   std::partial_sort(order_.begin(), order_.begin() + top_k_, order_.end(),
                     [&](uint32_t a, uint32_t b) {
-                      return scores_[a] > scores_[b] || (scores_[a] == scores_[b] && a < b);
+                      return softmax_[a] > softmax_[b] || (softmax_[a] == softmax_[b] && a < b);
                     });
-}
-
-void Session::FillTop(v1::WindowResult& w) const {
   for (uint32_t i = 0; i < top_k_; ++i) {
     v1::Label* l = w.add_top();
-    l->set_label(model_->model->spec().labels(static_cast<int>(order_[i])));
-    l->set_score(scores_[order_[i]]);
+    l->set_label(model.spec().labels(static_cast<int>(order_[i])));
+    l->set_score(softmax_[order_[i]]);
   }
 }
 
-void Session::Classify(uint64_t index, std::span<const float> features, bool padded,
-                       const SessionOutput& out) {
-  Score(features);
+v1::WindowResult Session::WindowOf(const Pending& p, const float* scores) {
   const double client_rate = config_.sample_rate_hz();
   const double model_rate = model_->model->spec().sample_rate_hz();
-  const uint64_t hop = model_->features.window_hop;
-  const uint64_t length = model_->features.window_length;
   v1::WindowResult w;
-  w.set_index(index);
-  const uint64_t start = ToClientFloor(index * hop, client_rate, model_rate);
-  w.set_start_sample(start);
-  w.set_end_sample(padded ? samples_received_
-                          : ToClientCeil(index * hop + length, client_rate, model_rate));
-  w.set_start_time_s(static_cast<double>(start) / client_rate);
-  w.set_padded(padded);
-  FillTop(w);
-  ++windows_sent_;
-  const uint64_t start_sample = w.start_sample(), end_sample = w.end_sample();
-  out.window(std::move(w));
-  events_->Add(scores_, start_sample, end_sample, [&](v1::Event&& e) {
-    ++events_sent_;
-    out.event(std::move(e));
-  });
-}
-
-void Session::ClassifyBeat(const dsp::Beat& beat, const SessionOutput& out) {
-  Score(beat.features);
-  const double client_rate = config_.sample_rate_hz();
-  const double model_rate = model_->model->spec().sample_rate_hz();
-  const int64_t before = model_->beats.before_samples(), after = model_->beats.after_samples();
-  v1::WindowResult w;
-  w.set_index(windows_sent_);
-  const int64_t start = std::max<int64_t>(0, beat.r_sample - before);
-  w.set_start_sample(ToClientFloor(static_cast<uint64_t>(start), client_rate, model_rate));
-  w.set_end_sample(std::min<uint64_t>(
-      samples_received_,
-      ToClientCeil(static_cast<uint64_t>(beat.r_sample + after), client_rate, model_rate)));
-  w.set_start_time_s(static_cast<double>(w.start_sample()) / client_rate);
-  w.set_beat_sample(ToClientFloor(static_cast<uint64_t>(beat.r_sample), client_rate, model_rate));
-  w.set_rr_prev_s(beat.rr_prev_s);
-  w.set_rr_next_s(beat.rr_next_s);
-  FillTop(w);
-  ++windows_sent_;
-  out.window(std::move(w));
-}
-
-void Session::Feed(std::span<const float> resampled, const SessionOutput& out) {
-  if (beats_) {
-    beats_->Push(resampled, [&](const dsp::Beat& beat) { ClassifyBeat(beat, out); });
-    return;
-  }
-  features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
-    Classify(index, features, /*padded=*/false, out);
-  });
-}
-
-absl::Status Session::Push(const v1::SampleChunk& chunk, const SessionOutput& out) {
-  if (finished_) return absl::FailedPreconditionError("the stream has already ended");
-  RETURN_IF_ERROR(Decode(chunk));
-  samples_received_ += mono_.size();
-  return resampler_->Push(mono_, [&](std::span<const float> resampled) { Feed(resampled, out); });
-}
-
-absl::StatusOr<v1::StreamSummary> Session::Finish(const SessionOutput& out, double wall_time_s) {
-  if (finished_) return absl::FailedPreconditionError("the stream has already ended");
-  finished_ = true;
-  RETURN_IF_ERROR(resampler_->Finish(
-      [&](std::span<const float> resampled) { Feed(resampled, out); }));
-  if (beats_) {
-    beats_->Finish([&](const dsp::Beat& beat) { ClassifyBeat(beat, out); });
+  if (p.beat) {
+    const int64_t before = model_->beats.before_samples(), after = model_->beats.after_samples();
+    w.set_index(windows_sent_);
+    const int64_t start = std::max<int64_t>(0, p.r_sample - before);
+    w.set_start_sample(ToClientFloor(static_cast<uint64_t>(start), client_rate, model_rate));
+    w.set_end_sample(std::min<uint64_t>(
+        samples_received_,
+        ToClientCeil(static_cast<uint64_t>(p.r_sample + after), client_rate, model_rate)));
+    w.set_beat_sample(
+        ToClientFloor(static_cast<uint64_t>(p.r_sample), client_rate, model_rate));
+    w.set_rr_prev_s(p.rr_prev_s);
+    w.set_rr_next_s(p.rr_next_s);
   } else {
-    features_->Finish([&](uint64_t index, std::span<const float> features) {
-      Classify(index, features, /*padded=*/true, out);
-    });
+    const uint64_t hop = model_->features.window_hop;
+    const uint64_t length = model_->features.window_length;
+    w.set_index(p.index);
+    w.set_start_sample(ToClientFloor(p.index * hop, client_rate, model_rate));
+    w.set_end_sample(p.padded ? samples_received_
+                              : ToClientCeil(p.index * hop + length, client_rate, model_rate));
+    w.set_padded(p.padded);
+  }
+  w.set_start_time_s(static_cast<double>(w.start_sample()) / client_rate);
+  FillTop(scores, w);
+  ++windows_sent_;
+  return w;
+}
+
+void Session::Emit(const SessionOutput& out) {
+  const size_t outputs = model_->model->output_size();
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    v1::WindowResult w = WindowOf(pending_[i], scores_.data() + i * outputs);
+    const uint64_t start_sample = w.start_sample(), end_sample = w.end_sample();
+    out.window(std::move(w));
+    if (events_) {
+      // softmax_ holds this window's normalised scores (FillTop).
+      events_->Add(softmax_, start_sample, end_sample, [&](v1::Event&& e) {
+        ++events_sent_;
+        out.event(std::move(e));
+      });
+    }
+  }
+  pending_.clear();
+  if (flushed_ && events_ && !events_finished_) {
+    events_finished_ = true;
     events_->Finish([&](v1::Event&& e) {
       ++events_sent_;
       out.event(std::move(e));
     });
   }
+}
+
+v1::StreamSummary Session::Summary(double wall_time_s) const {
   v1::StreamSummary summary;
   summary.set_windows(windows_sent_);
   summary.set_samples_received(samples_received_);
   summary.set_wall_time_s(wall_time_s);
   summary.set_events(events_sent_);
   return summary;
+}
+
+absl::Status Session::Push(const v1::SampleChunk& chunk, const SessionOutput& out) {
+  RETURN_IF_ERROR(Accept(chunk));
+  while (Stage()) {
+    ScoreInline();
+    Emit(out);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::StreamSummary> Session::Finish(const SessionOutput& out, double wall_time_s) {
+  if (input_ended_) return absl::FailedPreconditionError("the stream has already ended");
+  EndInput();
+  while (Stage()) {
+    ScoreInline();
+    Emit(out);
+  }
+  Emit(out);  // closes an open event even when the flush made no window
+  return Summary(wall_time_s);
 }
 
 }  // namespace wavepool::server

@@ -24,6 +24,8 @@ struct SessionLimits {
   double min_sample_rate_hz = 50;
   double max_sample_rate_hz = 768000;
   uint32_t max_channels = 32;
+  // Samples (per channel) one chunk may carry; more is RESOURCE_EXHAUSTED.
+  uint64_t max_chunk_samples = 4000000;
 };
 
 // Server-wide limits on streams; each breach is RESOURCE_EXHAUSTED with the
@@ -44,6 +46,16 @@ struct SessionOutput {
   absl::FunctionRef<void(v1::Event&& event)> event;
 };
 
+// A stream's work goes in stages so that inference can run elsewhere (the
+// batcher) while the stream waits:
+//   Accept(chunk)  decode and validate one message (a bad chunk changes nothing);
+//   Stage()        run the next slice of it through resampling and the front
+//                  end; each window it completes is copied to a pending slot;
+//   (score)        the pending slots' inputs are scored, inline or batched;
+//   Emit(out)      the pending windows' results and events, in order.
+// EndInput() marks the end of the stream; the Stage() after the input runs out
+// flushes the resampler and the zero-padded tail window. A slice is short
+// (about 16 windows of signal), so the slots stay small whatever the message size.
 class Session {
  public:
   // INVALID_ARGUMENT for a bad config (rate, channels, encoding, top_k).
@@ -51,12 +63,27 @@ class Session {
                                                          std::shared_ptr<const LoadedModel> model,
                                                          const SessionLimits& limits = {});
 
-  // Decodes one chunk (validated whole before any of it is used: a bad chunk
-  // changes nothing) and emits a result for every window it completes, in order.
+  // Decodes one chunk. FAILED_PRECONDITION if staged input is left or the input ended.
+  absl::Status Accept(const v1::SampleChunk& chunk);
+  void EndInput() { input_ended_ = true; }
+  // Stages the next slice (or, once the input ended and ran out, the flush).
+  // False when there was nothing left to stage.
+  bool Stage();
+  // Windows staged and not yet emitted; their inputs and score slots.
+  size_t pending() const { return pending_.size(); }
+  const float* pending_inputs() const { return inputs_.data(); }
+  // Sized for pending() windows (grows to the high-water mark).
+  float* pending_scores();
+  // Scores the pending windows here, on this thread (no batcher).
+  void ScoreInline();
+  // Sends the pending windows' results (scored) and the events they end.
+  void Emit(const SessionOutput& out);
+  // True once the input ended, everything was staged, and everything emitted.
+  bool done() const { return flushed_ && pending_.empty(); }
+  v1::StreamSummary Summary(double wall_time_s) const;
+
+  // The whole run, inline: Accept + Stage/Score/Emit until nothing is left.
   absl::Status Push(const v1::SampleChunk& chunk, const SessionOutput& out);
-  // Ends the stream: flushes the resampler, emits the zero-padded tail window if
-  // samples remain after the last complete window, closes an open event, and
-  // returns the summary.
   absl::StatusOr<v1::StreamSummary> Finish(const SessionOutput& out, double wall_time_s);
 
   uint64_t samples_received() const { return samples_received_; }
@@ -64,19 +91,27 @@ class Session {
   const LoadedModel& model() const { return *model_; }
 
  private:
+  // What a pending window needs to become a WindowResult.
+  struct Pending {
+    uint64_t index = 0;  // fixed windows: window index
+    bool padded = false;
+    bool beat = false;
+    int64_t r_sample = 0;  // beats: R peak in model samples
+    double rr_prev_s = 0, rr_next_s = 0;
+  };
+
   Session(const v1::StreamConfig& config, std::shared_ptr<const LoadedModel> model);
   absl::Status Decode(const v1::SampleChunk& chunk);
-  void Classify(uint64_t index, std::span<const float> features, bool padded,
-                const SessionOutput& out);
-  void ClassifyBeat(const dsp::Beat& beat, const SessionOutput& out);
-  // Runs the network on one window and sorts the labels (scores_, order_).
-  void Score(std::span<const float> features);
-  void FillTop(v1::WindowResult& w) const;
-  // Routes resampled samples to the model's front end.
-  void Feed(std::span<const float> resampled, const SessionOutput& out);
+  absl::Status CheckChunkSize(uint64_t frames) const;
+  void AddPending(const Pending& p, std::span<const float> features);
+  void Feed(std::span<const float> resampled);
+  // Sorts the labels of one window's scores (order_) and fills the top.
+  void FillTop(const float* scores, v1::WindowResult& w);
+  v1::WindowResult WindowOf(const Pending& p, const float* scores);
 
   v1::StreamConfig config_;
   uint32_t channels_ = 1;
+  uint64_t max_chunk_samples_ = 0;
   uint32_t top_k_ = 1;
   std::shared_ptr<const LoadedModel> model_;
   std::unique_ptr<dsp::Resampler> resampler_;
@@ -84,15 +119,23 @@ class Session {
   std::unique_ptr<dsp::StreamingBeatWindows> beats_;    // BEAT_WINDOWS
   float pcm_scale_ = 1.0f / 32768.0f;                    // INT16 -> value
   float pcm_offset_ = 0.0f;                              // baseline, in INT16 units
-  std::unique_ptr<nn::Workspace> workspace_;
+  std::unique_ptr<nn::Workspace> workspace_;             // ScoreInline only, made on use
   std::unique_ptr<EventDetector> events_;
   uint64_t events_sent_ = 0;
   std::vector<float> mono_;     // decoded chunk, one value per frame
-  std::vector<float> scores_;   // output_size()
+  size_t mono_pos_ = 0;         // staged up to here
+  size_t slice_ = 0;            // frames per Stage()
+  // Pending windows: inputs_ and scores_ grow to the most a slice has made.
+  std::vector<Pending> pending_;
+  std::vector<float> inputs_;
+  std::vector<float> scores_;
+  std::vector<float> softmax_;  // one window's scores
   std::vector<uint32_t> order_; // label indices, sorted by score
   uint64_t samples_received_ = 0;
   uint64_t windows_sent_ = 0;
-  bool finished_ = false;
+  bool input_ended_ = false;
+  bool flushed_ = false;
+  bool events_finished_ = false;
 };
 
 }  // namespace wavepool::server

@@ -3,7 +3,12 @@
 // start it on 127.0.0.1:0).
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,25 +16,11 @@
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
+#include "server/batcher.h"
 #include "server/classifier_service.h"
 #include "server/model_repository.h"
 
 namespace wavepool::server {
-
-// How a model's windows are batched (see server/batcher.h).
-struct BatchOptions {
-  int max_batch_size = 32;         // 1 = no batching
-  double max_queue_delay_ms = 2;   // how long a window waits for company
-};
-
-enum class VersionPolicy { kAll, kLatest, kSpecific };
-
-struct ModelPolicy {
-  std::string name;
-  VersionPolicy policy = VersionPolicy::kAll;
-  std::vector<int64_t> versions;       // kSpecific only
-  std::optional<BatchOptions> batching;  // overrides ServerOptions::batching
-};
 
 struct TlsOptions {
   std::string cert_file;       // TLS on when set (with key_file)
@@ -60,16 +51,23 @@ struct ServerOptions {
   AuthOptions auth;
 };
 
+class HttpEndpoint;
+class TokenAuthenticator;
+
 class WavepoolServer {
  public:
-  // FAILED_PRECONDITION when the repository is unreadable, UNAVAILABLE when the
-  // address cannot be listened on (taken, or not an address of this machine).
+  // FAILED_PRECONDITION when the repository is unreadable, UNAVAILABLE when an
+  // address cannot be listened on (taken, or not an address of this machine),
+  // INVALID_ARGUMENT / FAILED_PRECONDITION for unusable TLS or token files.
   static absl::StatusOr<std::unique_ptr<WavepoolServer>> Start(const ServerOptions& options);
   ~WavepoolServer();
 
   int port() const { return port_; }
-  const ModelRepository& repository() const { return *repository_; }
-  // Health goes NOT_SERVING, then in-flight calls get until `deadline` to end.
+  int metrics_port() const;  // 0 when there is no HTTP endpoint
+  ModelRepository& repository() const { return *repository_; }
+  ServerMetrics& metrics() const { return *metrics_; }
+  // New calls get UNAVAILABLE and health goes NOT_SERVING; calls in flight get
+  // until `deadline` to end (then they are cancelled).
   void Shutdown(std::chrono::system_clock::time_point deadline);
   void Wait();
 
@@ -78,11 +76,28 @@ class WavepoolServer {
 
  private:
   WavepoolServer() = default;
+  // Health per model and the loaded-models gauge, after a (re)load.
+  void UpdateModelStatus();
+  void PollModels(double interval_s);
+
+  ServerOptions options_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<Batcher> batcher_;
   std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<StreamRegistry> registry_;
+  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<ClassifierService> service_;
+  std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpEndpoint> http_;
+  std::mutex health_mu_;
+  std::set<std::string> healthy_models_;  // guarded by health_mu_
+  std::mutex poll_mu_;
+  std::condition_variable poll_cv_;
+  bool stop_polling_ = false;  // guarded by poll_mu_
+  std::thread poller_;
+  std::atomic<bool> shut_down_{false};
   int port_ = 0;
-  bool shut_down_ = false;
 };
 
 }  // namespace wavepool::server
