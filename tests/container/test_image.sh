@@ -11,7 +11,17 @@
 # from specs/untrained-digits.json and mounted over /models), `wavepool stream`
 # of a WAV from tests/data returns one window line per window, the server runs
 # as uid 10001, and `podman stop` (SIGTERM) during a real-time stream lets the
-# stream finish with every window and ends the server with exit code 0. The container is removed on every exit.
+# stream finish with every window and ends the server with exit code 0. The
+# server container runs locked down as deploy/k8s runs it (read-only root
+# filesystem, no capabilities, no privilege escalation).
+# When the image's wavepool-server has --metrics-address (the default
+# ENTRYPOINT passes it), it also checks the HTTP endpoint on port 9090:
+# /healthz and /readyz answer 200, /metrics has wavepool_streams_open, and
+# /readyz stops answering 200 once SIGTERM starts the drain; when it also has
+# --config, the server runs with deploy/k8s/base/config.json mounted as in
+# Kubernetes. With an older binary those checks are skipped with a note, and
+# the server is started with the flags it knows. The container is removed on
+# every exit.
 #
 # Environment (all optional):
 #   WAVEPOOL_TEST_IMAGE       image tag to build and run (default localhost/wavepool:test)
@@ -92,6 +102,14 @@ podman image exists "$IMAGE" || fail "image $IMAGE does not exist"
 step "image metadata"
 [ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" = "10001:10001" ] ||
   fail "image USER is not 10001:10001"
+entrypoint=$(podman image inspect --format '{{json .Config.Entrypoint}}' "$IMAGE")
+[[ "$entrypoint" == '["wavepool-server",'*'"--address","0.0.0.0:50051"'* ]] &&
+  [[ "$entrypoint" == *'"--model-repository","/models"'* ]] &&
+  [[ "$entrypoint" == *'"--metrics-address","0.0.0.0:9090"'* ]] ||
+  fail "unexpected ENTRYPOINT $entrypoint"
+exposed=$(podman image inspect --format '{{json .Config.ExposedPorts}}' "$IMAGE")
+[[ "$exposed" == *'"50051/tcp"'* && "$exposed" == *'"9090/tcp"'* ]] ||
+  fail "image does not expose 50051 and 9090: $exposed"
 healthcheck=$(podman image inspect --format '{{json .Config.Healthcheck}}' "$IMAGE")
 [[ "$healthcheck" == *'"wavepool","health"'* ]] ||
   fail "image has no HEALTHCHECK running wavepool health (built without --format docker?)"
@@ -118,14 +136,66 @@ if [ ${#expected_models[@]} -eq 0 ]; then
   MODEL_MOUNT=(-v "$LOG_DIR/models:/models:ro")
 fi
 
-step "podman run -d $IMAGE"
+# What the image's server binary accepts: the HTTP endpoint (--metrics-address,
+# in the default ENTRYPOINT) and the config file arrived after the first image.
+podman run --rm "${RUN_FLAGS[@]}" --no-healthcheck --entrypoint wavepool-server "$IMAGE" \
+    --helpfull >"$LOG_DIR/helpfull.txt" 2>&1 || true  # --helpfull exits 1
+has_flag() { grep -q -- "^ *--$1 (" "$LOG_DIR/helpfull.txt"; }
+grep -q -- '--address (' "$LOG_DIR/helpfull.txt" ||
+  fail "wavepool-server --helpfull in the image lists no --address: $(head -n 3 "$LOG_DIR/helpfull.txt")"
+HTTP=0
+SERVER_OPTS=()   # podman run options
+SERVER_ARGS=()   # after the image name
+if has_flag metrics_address; then
+  HTTP=1
+  SERVER_OPTS+=(-p 127.0.0.1::9090)
+  if has_flag config; then
+    # As deploy/k8s mounts it; text logs because this test reads them.
+    SERVER_OPTS+=(-v "$PWD/deploy/k8s/base/config.json:/etc/wavepool/config.json:ro")
+    SERVER_ARGS+=(--config /etc/wavepool/config.json --log-format text)
+  else
+    echo "note: wavepool-server has no --config yet: deploy/k8s/base/config.json not exercised"
+  fi
+else
+  # The default ENTRYPOINT passes --metrics-address, which this binary would
+  # reject: start it with the flags it has.
+  echo "note: wavepool-server has no --metrics-address yet: default ENTRYPOINT and HTTP checks skipped"
+  SERVER_OPTS+=(--entrypoint wavepool-server)
+  SERVER_ARGS+=(--address 0.0.0.0:50051 --model-repository /models)
+fi
+
+# HTTP status of a URL (000 when nothing answers); the body goes to $LOG_DIR/http-body.
+http_status() {
+  if command -v curl >/dev/null; then
+    curl -s -m 5 -o "$LOG_DIR/http-body" -w '%{http_code}' "$1" || true
+  else
+    python3 - "$1" "$LOG_DIR/http-body" <<'PYEOF' || echo 000
+import sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5); code, body = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, body = e.code, e.read()
+open(sys.argv[2], "wb").write(body); print(code)
+PYEOF
+  fi
+}
+
+step "podman run -d $IMAGE ${SERVER_ARGS[*]} (locked down as in deploy/k8s)"
 # Host port 0 = podman picks a free one, so parallel runs never collide.
 # Without systemd, podman logs errors about health-check timers on stderr; they
 # are harmless (the test runs the check itself), so stderr goes to run.log.
-podman run -d --name "$NAME" "${RUN_FLAGS[@]}" "${MODEL_MOUNT[@]}" -p 127.0.0.1::50051 "$IMAGE" \
+# --read-only etc. mirror the securityContext of deploy/k8s/base/deployment.yaml
+# (podman's --read-only keeps a tmpfs on /tmp, as the Deployment's emptyDir does).
+podman run -d --name "$NAME" "${RUN_FLAGS[@]}" "${MODEL_MOUNT[@]}" \
+    --read-only --cap-drop ALL --security-opt no-new-privileges \
+    -p 127.0.0.1::50051 "${SERVER_OPTS[@]}" "$IMAGE" "${SERVER_ARGS[@]}" \
     >/dev/null 2>"$LOG_DIR/run.log" || { cat "$LOG_DIR/run.log" >&2; fail "podman run failed"; }
 host_addr=$(podman port "$NAME" 50051) || fail "no published port for 50051"
 echo "gRPC published at $host_addr"
+if [ "$HTTP" = 1 ]; then
+  http_addr=$(podman port "$NAME" 9090) || fail "no published port for 9090"
+  echo "HTTP (metrics, healthz, readyz) published at $http_addr"
+fi
 
 step "wait for SERVING (at most ${READY_TIMEOUT_S} s)"
 deadline=$((SECONDS + READY_TIMEOUT_S))
@@ -142,6 +212,25 @@ echo "SERVING after $((SECONDS - deadline + READY_TIMEOUT_S)) s"
 podman logs "$NAME" >"$LOG_DIR/server.log" 2>&1
 grep -m1 'wavepool-server ready on' "$LOG_DIR/server.log" ||
   fail "SERVING, but the server's ready line is not in the container log (stdout not flushed?)"
+
+if [ "$HTTP" = 1 ]; then
+  step "HTTP /healthz, /readyz, /metrics on port 9090"
+  code=$(http_status "http://$http_addr/healthz")
+  [ "$code" = 200 ] || fail "/healthz answered $code, not 200"
+  # SERVING on gRPC means ready; give /readyz a few seconds all the same.
+  for _ in $(seq 1 20); do
+    code=$(http_status "http://$http_addr/readyz")
+    [ "$code" = 200 ] && break
+    sleep 0.5
+  done
+  [ "$code" = 200 ] || fail "/readyz answered $code, not 200, while gRPC health is SERVING"
+  code=$(http_status "http://$http_addr/metrics")
+  [ "$code" = 200 ] || fail "/metrics answered $code, not 200"
+  cp "$LOG_DIR/http-body" "$LOG_DIR/metrics.txt"
+  grep -q '^wavepool_streams_open' "$LOG_DIR/metrics.txt" ||
+    fail "/metrics has no wavepool_streams_open (saved in $LOG_DIR/metrics.txt)"
+  echo "/healthz 200, /readyz 200, /metrics $(grep -c '^wavepool_' "$LOG_DIR/metrics.txt") wavepool_ samples"
+fi
 
 step "HEALTHCHECK baked into the image"
 podman healthcheck run "$NAME" >/dev/null || fail "podman healthcheck run reported unhealthy"
@@ -198,8 +287,21 @@ until grep -q '^window ' "$LOG_DIR/drain-stream.log"; do
   sleep 0.2
 done
 # -t 30: more than the server's 20 s drain budget; 137 would mean SIGKILL.
-podman stop -t 30 "$NAME" >/dev/null 2>>"$LOG_DIR/run.log" ||
-  { cat "$LOG_DIR/run.log" >&2; fail "podman stop failed"; }
+podman stop -t 30 "$NAME" >/dev/null 2>>"$LOG_DIR/run.log" &
+stop_pid=$!
+if [ "$HTTP" = 1 ]; then
+  # While the stream drains, /readyz must stop answering 200 (503, or nothing),
+  # which is what takes a pod out of its Services in Kubernetes.
+  ready_code=200
+  for _ in $(seq 1 25); do
+    ready_code=$(http_status "http://$http_addr/readyz")
+    [ "$ready_code" != 200 ] && break
+    sleep 0.2
+  done
+  [ "$ready_code" != 200 ] || fail "/readyz still answered 200 5 s after SIGTERM"
+  echo "/readyz answered $ready_code during the drain"
+fi
+wait "$stop_pid" || { cat "$LOG_DIR/run.log" >&2; fail "podman stop failed"; }
 code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || fail "server exited with $code after SIGTERM (137 = did not stop within 30 s)"
 client_rc=0
