@@ -3,6 +3,16 @@
 #include "absl/flags/flag.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "server address HOST:PORT");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA bundle to verify the server with; any --tls-* flag turns TLS on (without "
+          "--tls-ca the system's roots verify the server)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate for mutual TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "name to verify in the server's certificate instead of --server's host");
+ABSL_FLAG(std::string, token, "",
+          "bearer token sent as `authorization: Bearer TOKEN` on every call (default: "
+          "$WAVEPOOL_TOKEN; the environment keeps it out of `ps`)");
 ABSL_FLAG(double, timeout_s, 0, "deadline for each call in seconds (0 = none)");
 ABSL_FLAG(std::string, model, "", "model name");
 ABSL_FLAG(int64_t, version, 0, "model version (0 = latest)");

@@ -8,6 +8,12 @@
 #include "absl/flags/declare.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
+// Transport security and authentication of every call (MakeChannel; docs/security.md).
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_server_name);
+ABSL_DECLARE_FLAG(std::string, token);
 ABSL_DECLARE_FLAG(double, timeout_s);
 ABSL_DECLARE_FLAG(std::string, model);
 ABSL_DECLARE_FLAG(int64_t, version);

@@ -1,12 +1,16 @@
 // models, describe, health, init-model, and the helpers every command shares.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +20,7 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/client_interceptor.h"
 #include "nn/describe.h"
 #include "nn/model.h"
 #include "nn/safetensors.h"
@@ -49,10 +54,143 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+namespace {
+
+// Adds `authorization: Bearer <token>` to the initial metadata of every call.
+// An interceptor rather than call credentials (grpc::MetadataCredentialsPlugin)
+// because gRPC refuses to send call credentials over a plaintext channel, and a
+// server on loopback or behind a TLS-terminating proxy may rightly be
+// plaintext: one mechanism serves both, for every command using MakeChannel.
+class BearerInterceptor : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerInterceptor(std::string header) : header_(std::move(header)) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->emplace("authorization", header_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  std::string header_;
+};
+
+class BearerInterceptorFactory : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerInterceptorFactory(std::string header) : header_(std::move(header)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerInterceptor(header_);  // owned by the call
+  }
+
+ private:
+  std::string header_;
+};
+
+// What the --tls-* and --token flags ask of every channel.
+struct ChannelSecurity {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string server_name;    // --tls-server-name, "" = --server's host
+  std::string authorization;  // "Bearer <token>", "" = no token
+};
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat(flag, ": cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": ", path, " is not a PEM file"));
+  }
+  return text.str();
+}
+
+bool IsLoopback(const std::string& target) {
+  for (const char* host : {"localhost:", "127.", "[::1]:", "ipv4:127.", "ipv6:[::1]", "unix:"}) {
+    if (target.rfind(host, 0) == 0) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<ChannelSecurity> LoadChannelSecurity(const std::string& target) {
+  ChannelSecurity out;
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  out.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-cert and --tls-key go together: a client certificate needs its key");
+  }
+  const bool tls = !ca.empty() || !cert.empty() || !out.server_name.empty();
+  if (tls) {
+    grpc::SslCredentialsOptions ssl;  // empty roots: the system's
+    if (!ca.empty()) {
+      absl::StatusOr<std::string> pem = ReadPem(ca, "--tls-ca");
+      if (!pem.ok()) return pem.status();
+      ssl.pem_root_certs = *pem;
+    }
+    if (!cert.empty()) {
+      absl::StatusOr<std::string> cert_pem = ReadPem(cert, "--tls-cert");
+      if (!cert_pem.ok()) return cert_pem.status();
+      absl::StatusOr<std::string> key_pem = ReadPem(key, "--tls-key");
+      if (!key_pem.ok()) return key_pem.status();
+      ssl.pem_cert_chain = *cert_pem;
+      ssl.pem_private_key = *key_pem;
+    }
+    out.credentials = grpc::SslCredentials(ssl);
+  } else {
+    out.credentials = grpc::InsecureChannelCredentials();
+  }
+  std::string token = absl::GetFlag(FLAGS_token);
+  if (token.empty()) {
+    const char* env = std::getenv("WAVEPOOL_TOKEN");
+    if (env != nullptr) token = env;
+  }
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (!token.empty()) {
+    for (char c : token) {
+      if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e) {
+        return absl::InvalidArgumentError(
+            "--token / $WAVEPOOL_TOKEN: a token is visible ASCII without spaces");
+      }
+    }
+    out.authorization = "Bearer " + token;
+    if (!tls && !IsLoopback(target)) {
+      std::fprintf(stderr,
+                   "wavepool: warning: sending the bearer token to %s without TLS; anyone on "
+                   "the path can read it (add --tls-ca FILE)\n",
+                   target.c_str());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+// Every command's channel: TLS and the bearer token from the flags. A bad
+// --tls-* file or token ends the process with a message (exit 2): no command
+// can do anything useful without its channel. The files are read (and the
+// plaintext warning printed) once per process, however many channels a
+// command makes (bench makes one per group of streams).
 std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common) {
+  // Never destroyed: gRPC objects must not outlive the library at exit.
+  static const absl::StatusOr<ChannelSecurity>& security =
+      *new absl::StatusOr<ChannelSecurity>(LoadChannelSecurity(common.server));
+  if (!security.ok()) {
+    std::fprintf(stderr, "wavepool: %s\n", std::string(security.status().message()).c_str());
+    std::exit(2);
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(common.server, grpc::InsecureChannelCredentials(), args);
+  if (!security->server_name.empty()) args.SetSslTargetNameOverride(security->server_name);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!security->authorization.empty()) {
+    interceptors.push_back(std::make_unique<BearerInterceptorFactory>(security->authorization));
+  }
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      common.server, security->credentials, args, std::move(interceptors));
 }
 
 int ReportRpcError(const CommonOptions& common, const grpc::Status& status) {
