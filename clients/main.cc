@@ -3,6 +3,7 @@
 //   wavepool classify FILE --model NAME
 //   wavepool models | describe MODEL [--override L.F=V] | health [--service S]
 //   wavepool init-model --spec SPEC.json --seed N --out DIR
+//   wavepool bench --model NAME --streams N --duration-s S [--realtime] [--json]
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "clients/bench_command.h"
 #include "clients/cli.h"
 #include "clients/flags.h"
 #include "util/dashed_flags.h"
@@ -27,6 +29,8 @@ int main(int argc, char** argv) {
       "  init-model --spec S --seed N --out DIR   write seeded untrained weights\n"
       "  train --spec S --data DIR --out DIR [--split official|speaker:NAME|all]\n"
       "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
+      "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"
+      "        [--sweep 1,10,100] [--plot FILE.svg]   load test: latency percentiles, windows/s\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");
   wavepool::DashedFlags flags(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(flags.argc(), flags.argv());
@@ -49,6 +53,7 @@ int main(int argc, char** argv) {
   if (command == "init-model") return wavepool::cli::RunInitModel(args);
   if (command == "train") return wavepool::cli::RunTrain(common, args);
   if (command == "eval") return wavepool::cli::RunEval(common, args);
+  if (command == "bench") return wavepool::cli::RunBench(common, args);
   std::fprintf(stderr, "wavepool: unknown command \"%s\"\n%s\n", command.c_str(),
                absl::ProgramUsageMessage().data());
   return 2;

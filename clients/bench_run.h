@@ -1,0 +1,71 @@
+// One `wavepool bench` run: N concurrent StreamClassify streams on the gRPC
+// callback API (one reactor per stream, one pacing thread, never a thread per
+// stream), each looping one signal, and the latency of every window from the
+// moment its last sample was sent to the moment its result arrived
+// (docs/bench.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "clients/bench_stats.h"
+#include "clients/cli.h"
+#include "wavepool/v1/classifier.pb.h"
+
+namespace wavepool::cli {
+
+// The signal every stream sends, in the config's encoding. `loop` is the whole
+// signal followed by its first chunk_frames frames again, so the looped
+// stream's chunk k is one contiguous slice and every chunk is full (which keeps
+// "sample s is in chunk s / chunk_frames" exact).
+struct BenchInput {
+  std::string path;
+  v1::StreamConfig config;
+  double rate_hz = 0;
+  size_t frames = 0;       // frames in the signal
+  size_t frame_bytes = 0;  // bytes per frame, all channels
+  size_t chunk_frames = 0;
+  std::string loop;
+
+  std::string_view Chunk(int64_t k) const {
+    const size_t first = (static_cast<size_t>(k) * chunk_frames) % frames;
+    return {loop.data() + first * frame_bytes, chunk_frames * frame_bytes};
+  }
+};
+
+// Reads a WAV (sent as FLOAT32) or a WFDB record (its MLII lead, else its first
+// signal, sent as INT16 with the header's gain and baseline), as `wavepool
+// stream` does, and cuts it into chunks of chunk_ms (whole samples, >= 1).
+// Sets the config's encoding, rate, channels and ADC scaling; the caller sets
+// model, version and top_k.
+absl::Status LoadBenchInput(const std::string& path, double chunk_ms, BenchInput* in);
+
+struct BenchOptions {
+  double duration_s = 10;
+  double warmup_s = 1;
+  bool realtime = false;
+  double grace_s = 30;  // after the last chunk, how long streams may take to finish
+  int streams_per_channel = 100;
+  int server_pid = 0;
+  // As fast as possible: seconds of signal a stream may send beyond the end of
+  // the last window it received; 0 = no limit but HTTP/2 flow control. Without
+  // one the server's receive window (grown by BDP probing to megabytes) queues
+  // tens of seconds of signal and the measured "latency" is that queue.
+  double max_lead_s = 0;
+};
+
+// Runs `streams` streams over channels from MakeChannel(common) (one per
+// opt.streams_per_channel) for opt.warmup_s + opt.duration_s and fills the
+// run's fields of `base` (model and input fields are the caller's). Blocks
+// until every stream has ended.
+BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
+                       const BenchInput& input, int streams, BenchResult base);
+
+// User + system CPU seconds of a process from /proc/PID/stat; nullopt when
+// pid <= 0 or unreadable.
+std::optional<double> ProcessCpuSecondsOf(int pid);
+
+}  // namespace wavepool::cli

@@ -1,0 +1,34 @@
+// A small hand-written SVG line chart: one shared x axis, panels stacked
+// vertically, each with its own y axis (linear from 0, or log10) and a legend.
+// Used by `wavepool bench --plot`; no dependencies beyond absl strings.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace wavepool::cli {
+
+struct PlotSeries {
+  std::string name;   // legend text
+  std::string color;  // any SVG colour, e.g. "#1f77b4"
+  std::vector<double> y;  // one per LinePlot::x; NaN (or <= 0 on a log axis) = no point
+};
+
+struct PlotPanel {
+  std::string y_label;
+  bool log_y = false;  // log10 axis over whole decades; linear axes start at 0
+  std::vector<PlotSeries> series;
+};
+
+struct LinePlot {
+  std::string title;
+  std::string x_label;
+  std::vector<double> x;  // ascending; ticks are drawn at these values
+  bool log_x = false;     // requires every x > 0
+  std::vector<PlotPanel> panels;
+};
+
+// A complete standalone SVG document (text is XML-escaped).
+std::string LinePlotSvg(const LinePlot& plot);
+
+}  // namespace wavepool::cli
