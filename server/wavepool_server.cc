@@ -12,6 +12,10 @@
 #include "server/tls.h"
 #include "util/status_macros.h"
 
+#ifndef WAVEPOOL_VERSION
+#define WAVEPOOL_VERSION "unknown"
+#endif
+
 namespace wavepool::server {
 namespace {
 
@@ -32,7 +36,7 @@ absl::StatusOr<std::unique_ptr<WavepoolServer>> WavepoolServer::Start(
     const ServerOptions& options) {
   auto s = std::unique_ptr<WavepoolServer>(new WavepoolServer());
   s->options_ = options;
-  ASSIGN_OR_RETURN(s->metrics_, ServerMetrics::Create("wavepool-1"));
+  ASSIGN_OR_RETURN(s->metrics_, ServerMetrics::Create(WAVEPOOL_VERSION));
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                    MakeServerCredentials(options.tls));
   if (AuthEnabled(options.auth)) {
@@ -110,7 +114,8 @@ absl::StatusOr<std::unique_ptr<WavepoolServer>> WavepoolServer::Start(
     HttpEndpointOptions http;
     http.address = options.metrics_address;
     http.metrics = [metrics] { return metrics->Render(); };
-    http.ready = [raw] { return !raw->shut_down_.load(); };
+    // Ready: not draining, and at least one model to serve.
+    http.ready = [raw] { return !raw->shut_down_.load() && !raw->repository_->List().empty(); };
     ASSIGN_OR_RETURN(s->http_, HttpEndpoint::Start(std::move(http)));
   }
   if (options.model_poll_interval_s > 0) {
