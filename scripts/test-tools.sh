@@ -5,6 +5,19 @@
 # locally under .tools/ (git-ignored). Node.js/npm come from Debian if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# yamllint and PyYAML for tests/deploy_k8s_test.sh (kubectl is not packaged for
+# bookworm; that test renders with it where present and skips otherwise).
+TEST_PACKAGES=(yamllint python3-yaml)
+missing=()
+for p in "${TEST_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
 BUF_VERSION=1.75.0
 if [ -x .tools/node_modules/.bin/buf ] && .tools/node_modules/.bin/buf --version | grep -qx "$BUF_VERSION"; then
   echo "test-tools: buf $BUF_VERSION present"
