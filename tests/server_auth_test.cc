@@ -21,20 +21,23 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Client metadata as the server sees it (string_refs into `storage`).
+// Client metadata as the server sees it: string_refs into this object's own
+// strings (the map is rebuilt on each map() call, so copies stay valid).
 class Metadata {
  public:
   Metadata& Add(std::string key, std::string value) {
     storage_.emplace_back(std::move(key), std::move(value));
-    map_.clear();
-    for (const auto& [k, v] : storage_) map_.emplace(grpc::string_ref(k), grpc::string_ref(v));
     return *this;
   }
-  const TokenAuthenticator::Metadata& map() const { return map_; }
+  const TokenAuthenticator::Metadata& map() const {
+    map_.clear();
+    for (const auto& [k, v] : storage_) map_.emplace(grpc::string_ref(k), grpc::string_ref(v));
+    return map_;
+  }
 
  private:
   std::list<std::pair<std::string, std::string>> storage_;
-  TokenAuthenticator::Metadata map_;
+  mutable TokenAuthenticator::Metadata map_;
 };
 
 Metadata Bearer(const std::string& token) {
