@@ -5,9 +5,9 @@
 # locally under .tools/ (git-ignored). Node.js/npm come from Debian if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# yamllint and PyYAML for tests/deploy_k8s_test.sh (kubectl is not packaged for
+# openssl (test certificates), yamllint and PyYAML (tests/deploy_k8s_test.sh) (kubectl is not packaged for
 # bookworm; that test renders with it where present and skips otherwise).
-TEST_PACKAGES=(yamllint python3-yaml)
+TEST_PACKAGES=(yamllint python3-yaml openssl)
 missing=()
 for p in "${TEST_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
