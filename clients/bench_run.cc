@@ -375,7 +375,7 @@ BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
   std::vector<std::shared_ptr<grpc::Channel>> channels;
   std::vector<std::unique_ptr<v1::Classifier::Stub>> stubs;
   for (int c = 0; c < n_channels; ++c) {
-    channels.push_back(MakeChannel(common));
+    channels.push_back(MakeChannel(common, static_cast<int>(channels.size()) + 1));
     stubs.push_back(v1::Classifier::NewStub(channels.back()));
   }
   RunShared shared;

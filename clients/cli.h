@@ -33,7 +33,9 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
 int RunContinuousEval(const CommonOptions& common, const std::string& model);
 
 // Shared helpers.
-std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common);
+// channel_id > 0 gives the channel its own connection (bench spreads its
+// streams over several TCP connections, as many clients would).
+std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common, int channel_id = 0);
 // Applies --timeout-s (when > 0) to a call.
 void SetDeadline(const CommonOptions& common, grpc::ClientContext* context);
 // Prints "wavepool: CODE: message" plus a hint for UNAVAILABLE (server down).

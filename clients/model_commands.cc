@@ -174,7 +174,7 @@ absl::StatusOr<ChannelSecurity> LoadChannelSecurity(const std::string& target) {
 // can do anything useful without its channel. The files are read (and the
 // plaintext warning printed) once per process, however many channels a
 // command makes (bench makes one per group of streams).
-std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common) {
+std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common, int channel_id) {
   // Never destroyed: gRPC objects must not outlive the library at exit.
   static const absl::StatusOr<ChannelSecurity>& security =
       *new absl::StatusOr<ChannelSecurity>(LoadChannelSecurity(common.server));
@@ -184,6 +184,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const CommonOptions& common) {
   }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
+  if (channel_id > 0) {
+    // Distinct args and a private subchannel pool: a connection of its own.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("wavepool.channel_id", channel_id);
+  }
   if (!security->server_name.empty()) args.SetSslTargetNameOverride(security->server_name);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (!security->authorization.empty()) {
