@@ -204,7 +204,10 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
     if (response_.has_window()) {
       ++windows_all_;
       if (InInterval(now)) ++windows_arrived_;
-      const uint64_t end = response_.window().end_sample();
+      // The sample that completed the result (its window plus any look-ahead
+      // the server needed); end_sample from servers that do not report it.
+      const v1::WindowResult& w = response_.window();
+      const uint64_t end = w.ready_sample() > 0 ? w.ready_sample() : w.end_sample();
       int64_t sent = -1;
       Action a;
       {
@@ -212,7 +215,7 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
         const auto chunk = static_cast<int64_t>((end - 1) / plan_.input->chunk_frames);
         if (end > 0 && chunk >= ring_begin_ && chunk < next_chunk_) {
           sent = ring_[Slot(chunk)];
-          ring_begin_ = chunk;  // end_sample never decreases: older chunks are done with
+          ring_begin_ = chunk;  // ready_sample never decreases: older chunks are done with
         }
         last_end_ = std::max(last_end_, end);
         last_window_ns_ = now;

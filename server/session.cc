@@ -191,6 +191,7 @@ void Session::AddPending(const Pending& p, std::span<const float> features) {
   const size_t in = model_->model->input_size();
   const size_t n = pending_.size();
   pending_.push_back(p);
+  pending_.back().ready_sample = samples_received_;
   // Grows only to the most windows one slice has made (amortised, not per window).
   if (inputs_.size() < (n + 1) * in) inputs_.resize((n + 1) * in);
   std::copy(features.begin(), features.end(), inputs_.begin() + static_cast<ptrdiff_t>(n * in));
@@ -305,6 +306,7 @@ v1::WindowResult Session::WindowOf(const Pending& p, const float* scores) {
     w.set_padded(p.padded);
   }
   w.set_start_time_s(static_cast<double>(w.start_sample()) / client_rate);
+  w.set_ready_sample(p.ready_sample);
   FillTop(scores, w);
   ++windows_sent_;
   return w;

@@ -98,6 +98,7 @@ class Session {
     bool beat = false;
     int64_t r_sample = 0;  // beats: R peak in model samples
     double rr_prev_s = 0, rr_next_s = 0;
+    uint64_t ready_sample = 0;  // samples received when it was staged
   };
 
   Session(const v1::StreamConfig& config, std::shared_ptr<const LoadedModel> model);
