@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "nn/conv_gemm.h"
 #include "nn/kernels.h"
 #include "nn/spec_internal.h"
 #include "util/status_macros.h"
@@ -188,6 +189,9 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
     }
     if (op != nullptr) {
       m->max_activation_ = std::max(m->max_activation_, out.size());
+      if (op->kind == Op::Kind::kConv) {
+        m->max_conv_scratch_ = std::max(m->max_conv_scratch_, Conv2dGemmScratch(op->conv));
+      }
       m->ops_.push_back(std::move(op));
     }
     prev = p.kind;
@@ -242,7 +246,13 @@ void Model::Run(const float* input, int batch, float* output, Workspace& ws) con
     float* dst = bufs[dst_index];
     const float* bias = op.bias.empty() ? nullptr : op.bias.data();
     switch (op.kind) {
-      case Op::Kind::kConv: Conv2d(op.conv, batch, src(), op.weight.data(), bias, dst); break;
+      case Op::Kind::kConv:
+        if (ws.reference_) {
+          Conv2d(op.conv, batch, src(), op.weight.data(), bias, dst);
+        } else {
+          Conv2dGemm(op.conv, batch, src(), op.weight.data(), bias, dst, ws.scratch_.data());
+        }
+        break;
       case Op::Kind::kDense:
         Dense(static_cast<uint32_t>(op.in.size()), op.out.c, batch, src(), op.weight.data(), bias, dst);
         break;
@@ -257,9 +267,11 @@ void Model::Run(const float* input, int batch, float* output, Workspace& ws) con
   std::memcpy(output, src(), sizeof(float) * batch * output_size_);
 }
 
-Workspace::Workspace(const Model& model, int max_batch)
+Workspace::Workspace(const Model& model, int max_batch, bool reference)
     : max_batch_(std::max(max_batch, 1)),
+      reference_(reference),
       a_(static_cast<size_t>(max_batch_) * model.max_activation_),
-      b_(static_cast<size_t>(max_batch_) * model.max_activation_) {}
+      b_(static_cast<size_t>(max_batch_) * model.max_activation_),
+      scratch_(reference ? 0 : model.max_conv_scratch_) {}
 
 }  // namespace wavepool::nn

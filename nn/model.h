@@ -49,21 +49,27 @@ class Model {
   bool outputs_probabilities_ = false;
   std::vector<std::unique_ptr<Op>> ops_;
   size_t max_activation_ = 0;  // largest per-window activation among ops
+  size_t max_conv_scratch_ = 0;  // largest im2col matrix among conv ops
   friend class Workspace;
 };
 
 // Preallocated activation buffers for one model and a maximum batch: two
-// ping-pong buffers of max_batch x the model's largest activation. Use it
+// ping-pong buffers of max_batch x the model's largest activation, and one
+// window's im2col matrix for the convolutions. Use it
 // only with the model it was made for; a max_batch below 1 is taken as 1.
 class Workspace {
  public:
-  Workspace(const Model& model, int max_batch);
+  // reference = true runs the convolutions with the simple reference kernel
+  // (nn::Conv2d) instead of im2col + GEMM: for tests and comparisons.
+  Workspace(const Model& model, int max_batch, bool reference = false);
   int max_batch() const { return max_batch_; }
 
  private:
   friend class Model;
   int max_batch_;
+  bool reference_ = false;
   std::vector<float> a_, b_;
+  std::vector<float> scratch_;  // im2col, one window
 };
 
 }  // namespace wavepool::nn

@@ -7,7 +7,7 @@ set -euo pipefail
 BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
-  libabsl-dev libfftw3-dev libsndfile1-dev libsoxr-dev
+  libabsl-dev libfftw3-dev libsndfile1-dev libsoxr-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 
