@@ -215,7 +215,8 @@ int main(int argc, char** argv) {
            {"tls", options.tls.cert_file.empty() ? "off"
                    : options.tls.client_ca_file.empty() ? "on" : "mutual"},
            {"auth", ws::AuthEnabled(options.auth)},
-           {"metrics_address", options.metrics_address}});
+           {"metrics_address", options.metrics_address},
+           {"metrics_port", (*server)->metrics_port()}});
 
   while (g_signal.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::printf("wavepool-server: signal %d, draining for up to %.0f s\n", g_signal.load(),
