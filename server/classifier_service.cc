@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <deque>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "nn/describe.h"
@@ -108,6 +109,9 @@ class SessionDriver : public BatchCompletion, public Expirable {
     }
   }
 
+  void ReleaseSlot() {
+    if (entry_ != nullptr) ctx_->registry->Close(std::exchange(entry_, nullptr));
+  }
   virtual void OnWindow(v1::WindowResult&& w) = 0;
   virtual void OnEvent(v1::Event&& e) = 0;
 
@@ -172,6 +176,7 @@ class StreamReactor final
       return;
     }
     queue_.pop_front();
+    StreamRegistry::Touch(entry_);
     Next();
   }
 
@@ -182,6 +187,7 @@ class StreamReactor final
       FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the stream"));
       return;
     }
+    StreamRegistry::Touch(entry_);
     EmitPending();
     Next();
   }
@@ -225,6 +231,7 @@ class StreamReactor final
       if (finished_) return;
       reading_ = true;
     }
+    StreamRegistry::Touch(entry_);
     StartRead(&request_);
   }
 
@@ -275,6 +282,7 @@ class StreamReactor final
       finished_ = true;
     }
     CountError("StreamClassify", status);
+    ReleaseSlot();
     Finish(status);
   }
 
@@ -377,6 +385,7 @@ class ClassifyReactor final : public grpc::ServerUnaryReactor, public SessionDri
       Done(absl::CancelledError("the client cancelled the call"));
       return;
     }
+    StreamRegistry::Touch(entry_);
     EmitPending();
     Continue();
   }
@@ -411,6 +420,7 @@ class ClassifyReactor final : public grpc::ServerUnaryReactor, public SessionDri
   void Done(const absl::Status& status) {
     const grpc::Status s = ToGrpcStatus(status);
     CountError("Classify", s);
+    ReleaseSlot();
     Finish(s);
   }
 
@@ -507,6 +517,7 @@ void StreamRegistry::Close(Entry* entry) {
 }
 
 void StreamRegistry::Touch(Entry* entry) {
+  if (entry == nullptr) return;  // the call already gave its slot back
   entry->last_activity_ns.store(NowNs(), std::memory_order_relaxed);
 }
 
@@ -606,6 +617,7 @@ grpc::ServerUnaryReactor* AdminService::ReloadModels(grpc::CallbackServerContext
     return FinishNow(context, ctx_, "ReloadModels", s);
   }
   const ReloadResult r = ctx_.repository->Reload();
+  if (ctx_.metrics != nullptr) ctx_.metrics->model_load_errors().Increment(r.errors.size());
   for (const auto& m : r.loaded) *response->add_loaded() = ClassifierService::Info(*m);
   for (const auto& m : r.unloaded) *response->add_unloaded() = ClassifierService::Info(*m);
   for (const auto& e : r.errors) {

@@ -160,7 +160,18 @@ ReloadResult ModelRepository::Reload() {
       if (ec2) result.errors.push_back({m.path().string(), absl::InternalError(ec2.message())});
       std::vector<int64_t> found;
       for (const auto& [v, dir] : dirs) found.push_back(v);
-      for (int64_t version : Admitted(name, found)) {
+      bool latest_only = false;
+      for (const ModelPolicy& p : options_.models) {
+        if (p.name == name) {
+          latest_only = p.policy == VersionPolicy::kLatest;
+          break;
+        }
+      }
+      // kLatest: the newest version that loads (or keeps its loaded copy).
+      std::vector<int64_t> candidates =
+          latest_only ? std::vector<int64_t>(found.rbegin(), found.rend()) : Admitted(name, found);
+      for (int64_t version : candidates) {
+        if (latest_only && next.contains(name)) break;
         const std::string& dir = dirs[version];
         std::shared_ptr<const LoadedModel> old;
         if (auto it = current.find(name); it != current.end()) {
