@@ -5,7 +5,7 @@
 # locally under .tools/ (git-ignored). Node.js/npm come from Debian if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# openssl (test certificates), yamllint and PyYAML (tests/deploy_k8s_test.sh) (kubectl is not packaged for
+# openssl (test certificates), yamllint and PyYAML (tests/deploy_test.sh) (kubectl is not packaged for
 # bookworm; that test renders with it where present and skips otherwise).
 TEST_PACKAGES=(yamllint python3-yaml openssl)
 missing=()

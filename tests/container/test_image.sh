@@ -12,13 +12,13 @@
 # of a WAV from tests/data returns one window line per window, the server runs
 # as uid 10001, and `podman stop` (SIGTERM) during a real-time stream lets the
 # stream finish with every window and ends the server with exit code 0. The
-# server container runs locked down as deploy/k8s runs it (read-only root
+# server container runs locked down as deploy/kubernetes runs it (read-only root
 # filesystem, no capabilities, no privilege escalation).
 # When the image's wavepool-server has --metrics-address (the default
 # ENTRYPOINT passes it), it also checks the HTTP endpoint on port 9090:
 # /healthz and /readyz answer 200, /metrics has wavepool_streams_open, and
 # /readyz stops answering 200 once SIGTERM starts the drain; when it also has
-# --config, the server runs with deploy/k8s/base/config.json mounted as in
+# --config, the server runs with deploy/kubernetes/base/config.json mounted as in
 # Kubernetes. With an older binary those checks are skipped with a note, and
 # the server is started with the flags it knows. The container is removed on
 # every exit.
@@ -150,11 +150,11 @@ if has_flag metrics_address; then
   HTTP=1
   SERVER_OPTS+=(-p 127.0.0.1::9090)
   if has_flag config; then
-    # As deploy/k8s mounts it; text logs because this test reads them.
-    SERVER_OPTS+=(-v "$PWD/deploy/k8s/base/config.json:/etc/wavepool/config.json:ro")
+    # As deploy/kubernetes mounts it; text logs because this test reads them.
+    SERVER_OPTS+=(-v "$PWD/deploy/kubernetes/base/config.json:/etc/wavepool/config.json:ro")
     SERVER_ARGS+=(--config /etc/wavepool/config.json --log-format text)
   else
-    echo "note: wavepool-server has no --config yet: deploy/k8s/base/config.json not exercised"
+    echo "note: wavepool-server has no --config yet: deploy/kubernetes/base/config.json not exercised"
   fi
 else
   # The default ENTRYPOINT passes --metrics-address, which this binary would
@@ -180,11 +180,11 @@ PYEOF
   fi
 }
 
-step "podman run -d $IMAGE ${SERVER_ARGS[*]} (locked down as in deploy/k8s)"
+step "podman run -d $IMAGE ${SERVER_ARGS[*]} (locked down as in deploy/kubernetes)"
 # Host port 0 = podman picks a free one, so parallel runs never collide.
 # Without systemd, podman logs errors about health-check timers on stderr; they
 # are harmless (the test runs the check itself), so stderr goes to run.log.
-# --read-only etc. mirror the securityContext of deploy/k8s/base/deployment.yaml
+# --read-only etc. mirror the securityContext of deploy/kubernetes/base/deployment.yaml
 # (podman's --read-only keeps a tmpfs on /tmp, as the Deployment's emptyDir does).
 podman run -d --name "$NAME" "${RUN_FLAGS[@]}" "${MODEL_MOUNT[@]}" \
     --read-only --cap-drop ALL --security-opt no-new-privileges \

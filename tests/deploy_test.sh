@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the Kubernetes manifests in deploy/k8s without a cluster:
+# Checks the Kubernetes manifests in deploy/kubernetes without a cluster:
 #   1. yamllint --strict with the repository's .yamllint, on every manifest;
 #   2. `kubectl kustomize` renders the base, every overlay, the base with each
 #      component alone, and the base with all components;
@@ -18,7 +18,7 @@
 #      with a message, while the binary predates the flag (--config,
 #      --check-config).
 #
-# Usage: deploy_k8s_test.sh [SOURCE_DIR [SERVER_BIN]]
+# Usage: deploy_test.sh [SOURCE_DIR [SERVER_BIN]]
 #   (defaults: the repository this script is in, SOURCE_DIR/build/server/wavepool-server)
 # Exit 0 = passed, 1 = failed, 77 = passed what could run but kubectl, yamllint
 # or PyYAML is missing (ctest reports it as skipped; apt-get install yamllint
@@ -26,7 +26,7 @@
 set -euo pipefail
 SRC=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 SERVER_BIN=${2:-$SRC/build/server/wavepool-server}
-K8S=$SRC/deploy/k8s
+K8S=$SRC/deploy/kubernetes
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -39,8 +39,8 @@ note() { echo "note: $*"; }
 
 # ---- 1. yamllint
 if command -v yamllint >/dev/null; then
-  echo "== yamllint --strict -c .yamllint deploy/k8s .yamllint"
-  if (cd "$SRC" && yamllint --strict -f parsable -c .yamllint deploy/k8s .yamllint); then
+  echo "== yamllint --strict -c .yamllint deploy/kubernetes .yamllint"
+  if (cd "$SRC" && yamllint --strict -f parsable -c .yamllint deploy/kubernetes .yamllint); then
     echo "yamllint: clean"
   else
     fail "yamllint reported problems (above)"
@@ -483,10 +483,10 @@ for path in sorted(glob.glob(os.path.join(renders, "*.yaml"))):
     total += 1
 
 # The base's config.json, also when nothing could be rendered.
-base_cfg = os.path.join(src, "deploy/k8s/base/config.json")
+base_cfg = os.path.join(src, "deploy/kubernetes/base/config.json")
 if os.path.exists(base_cfg):
-    check_config_json("deploy/k8s/base/config.json", open(base_cfg).read())
-    print("deploy/k8s/base/config.json: valid JSON" + (", fields in ServerConfig" if messages else ""))
+    check_config_json("deploy/kubernetes/base/config.json", open(base_cfg).read())
+    print("deploy/kubernetes/base/config.json: valid JSON" + (", fields in ServerConfig" if messages else ""))
 
 for e in errors:
     print("FAIL: " + e, file=sys.stderr)
@@ -501,11 +501,11 @@ else
 fi
 
 if [ "$failures" -gt 0 ]; then
-  echo "deploy_k8s_test: $failures check(s) FAILED" >&2
+  echo "deploy_test: $failures check(s) FAILED" >&2
   exit 1
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   printf 'SKIP (the rest passed): missing %s\n' "${missing[@]}"
   exit 77
 fi
-echo "deploy_k8s_test: PASSED"
+echo "deploy_test: PASSED"
