@@ -361,6 +361,25 @@ def check_container(where, c, pod, volumes, configmaps, secrets_needed, render_n
         elif not port.isdigit() or int(port) != ports[port_name]:
             err(w, f"--{flag.replace('_', '-')}={value} does not listen on the {port_name} port {ports[port_name]}")
 
+    # Probes: the kubelet's gRPC probe speaks no TLS, so with --tls-cert they
+    # must be HTTP (on the metrics port); without TLS, readiness and liveness
+    # are native gRPC probes on the --address port (the choice).
+    tls = "tls_cert" in seen
+    grpc_port = seen.get("address", "").rpartition(":")[2]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        p = c.get(probe) or {}
+        if "grpc" in p:
+            if tls:
+                err(w, f"{probe} is a gRPC probe but the server has --tls-cert (the kubelet's gRPC probe speaks no TLS)")
+            if str(p["grpc"].get("port")) != grpc_port:
+                err(w, f"{probe} gRPC port {p['grpc'].get('port')} is not the --address port {grpc_port or '(unset)'}")
+        if "httpGet" in p and not seen.get("metrics_address"):
+            err(w, f"{probe} is an HTTP probe but there is no --metrics-address")
+    if not tls:
+        for probe in ("readinessProbe", "livenessProbe"):
+            if probe in c and "grpc" not in c[probe]:
+                err(w, f"{probe} is not a gRPC probe on a plaintext server (the base uses grpc.health.v1)")
+
     # The config file: from the ConfigMap mounted at --config's path.
     cfg = None
     cfg_text = None
