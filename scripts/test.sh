@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, builds, runs the whole suite
-# (ctest), then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# (ctest), then the same suite under AddressSanitizer + UndefinedBehaviorSanitizer,
+# then the self-synchronising server parts under ThreadSanitizer.
 # Tests that need ../shared/data are labelled shared_data and skip when it is absent.
 # WAVEPOOL_SKIP_SANITIZE=1 skips the sanitizer pass (for quick local runs).
 set -euo pipefail
@@ -13,4 +14,7 @@ if [ "${WAVEPOOL_SKIP_SANITIZE:-0}" != 1 ]; then
   BUILD_DIR=build-sanitize bash scripts/build.sh -DWAVEPOOL_SANITIZE=ON -DWAVEPOOL_BUILD_BENCHMARKS=OFF
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-sanitize --output-on-failure -j "$(nproc)"
+  # ThreadSanitizer over the batcher, metrics and HTTP endpoint (scripts/tsan.sh
+  # says why the gRPC paths are not in it).
+  bash scripts/tsan.sh
 fi
