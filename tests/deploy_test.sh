@@ -269,7 +269,13 @@ const validateCompose = ajv.compile(composeSchema);
 const composeErrors = (doc) => validateCompose(doc) ? [] : validateCompose.errors.map(
   (e) => `${e.instancePath || "/"} ${e.message}${e.params && e.params.additionalProperty ? `: ${e.params.additionalProperty}` : ""}` +
          (e.params && e.params.allowedValues ? ` (${e.params.allowedValues.join(", ")})` : ""));
-const compose = YAML.parse(fs.readFileSync(composeFile, "utf8"));
+// Compose interpolates ${VAR:-default} before it validates: so does this
+// (with the defaults; the variables of this shell are not the file's).
+const interpolate = (v) => typeof v === "string"
+  ? v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}/g, (m, name, d, def) => def !== undefined ? def : "")
+  : Array.isArray(v) ? v.map(interpolate)
+  : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, interpolate(x)])) : v;
+const compose = interpolate(YAML.parse(fs.readFileSync(composeFile, "utf8")));
 for (const e of composeErrors(compose)) fail(`${path.basename(composeFile)}: ${e}`);
 const brokenCompose = [
   (c) => { c.services.server.healthcheck.intervall = "5s"; },
@@ -736,7 +742,8 @@ import yaml
 src, compose_file = sys.argv[1:3]
 here = os.path.dirname(compose_file)
 errors = []
-c = yaml.safe_load(open(compose_file))
+# Compose interpolates ${VAR:-default} first: use the defaults.
+c = yaml.safe_load(re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}", r"\1", open(compose_file).read()))
 services = c.get("services", {})
 
 

@@ -20,8 +20,12 @@
 # /readyz stops answering 200 once SIGTERM starts the drain; when it also has
 # --config, the server runs with deploy/kubernetes/base/config.json mounted as in
 # Kubernetes. With an older binary those checks are skipped with a note, and
-# the server is started with the flags it knows. The container is removed on
-# every exit.
+# the server is started with the flags it knows.
+# Last, where podman-compose is installed, deploy/compose.yaml runs with the
+# image: the demo client waits for the server, streams the demo WAV (events
+# and a summary) and runs `wavepool bench` without errors; the server answers
+# on its published ports and exits 0 on `podman-compose stop -t 30`.
+# Containers (and the compose project) are removed on every exit.
 #
 # Environment (all optional):
 #   WAVEPOOL_TEST_IMAGE       image tag to build and run (default localhost/wavepool:test)
@@ -33,11 +37,13 @@
 #   WAVEPOOL_TEST_NOFILE      open-file limit for the container (default 65536,
 #                             lowered to this shell's hard limit when that is smaller)
 #   WAVEPOOL_TEST_LOG_DIR     where build and run logs go (default a temp dir, printed)
+#   WAVEPOOL_TEST_COMPOSE     0: skip the deploy/compose.yaml step
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE=${WAVEPOOL_TEST_IMAGE:-localhost/wavepool:test}
 NAME="wavepool-test-$$"
+COMPOSE_PROJECT=""   # set while the compose step's containers exist
 READY_TIMEOUT_S=60
 LOG_DIR=${WAVEPOOL_TEST_LOG_DIR:-$(mktemp -d /tmp/wavepool-container-test.XXXXXX)}
 mkdir -p "$LOG_DIR"
@@ -54,6 +60,16 @@ cleanup() {
       podman logs --tail 40 "$NAME" >&2 2>&1 || true
     fi
     podman rm -f -t 2 "$NAME" >/dev/null 2>&1 || true
+  fi
+  if [ -n "$COMPOSE_PROJECT" ]; then
+    if [ "$rc" -ne 0 ]; then
+      for c in server demo; do
+        echo "--- last 20 lines of compose service $c ---" >&2
+        podman logs --tail 20 "${COMPOSE_PROJECT}_${c}_1" >&2 2>&1 || true
+      done
+    fi
+    for c in demo server; do podman rm -f -t 2 "${COMPOSE_PROJECT}_${c}_1" >/dev/null 2>&1 || true; done
+    podman network rm -f "${COMPOSE_PROJECT}_default" >/dev/null 2>&1 || true
   fi
   [ "$rc" -eq 0 ] || echo "test_image: FAILED (logs in $LOG_DIR)" >&2
 }
@@ -313,5 +329,65 @@ drained=$(grep -c '^window ' "$LOG_DIR/drain-stream.log" || true)
 podman logs "$NAME" >"$LOG_DIR/server.log" 2>&1
 grep -q 'draining' "$LOG_DIR/server.log" || fail "the server log has no drain line after SIGTERM"
 echo "stream open during SIGTERM got all $drained windows; server exit code 0"
+
+if [ "${WAVEPOOL_TEST_COMPOSE:-1}" = 0 ]; then
+  echo "note: WAVEPOOL_TEST_COMPOSE=0: deploy/compose.yaml not run"
+elif ! command -v podman-compose >/dev/null; then
+  echo "note: podman-compose not installed (apt-get install podman-compose): deploy/compose.yaml not run"
+else
+  step "deploy/compose.yaml with podman-compose: server + demo client"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  COMPOSE_PROJECT="wavepool-test-$$"
+  # The image under test and free host ports instead of the file's defaults
+  # (wavepool:latest, 50051, 9090); RUN_FLAGS (runc, explicit nofile and nproc
+  # limits) as for every run here.
+  export WAVEPOOL_IMAGE="$IMAGE" WAVEPOOL_GRPC_PORT WAVEPOOL_METRICS_PORT
+  WAVEPOOL_GRPC_PORT=$(free_port)
+  WAVEPOOL_METRICS_PORT=$(free_port)
+  pc=(podman-compose --podman-run-args "${RUN_FLAGS[*]}" -p "$COMPOSE_PROJECT" -f deploy/compose.yaml)
+  # bookworm's podman-compose 1.0.3 often exits 0 when podman failed: the
+  # containers' states below are what counts.
+  "${pc[@]}" up -d --no-build >"$LOG_DIR/compose-up.log" 2>&1 ||
+    { tail -n 20 "$LOG_DIR/compose-up.log" >&2; fail "podman-compose up failed"; }
+  server_c="${COMPOSE_PROJECT}_server_1"
+  demo_c="${COMPOSE_PROJECT}_demo_1"
+  for c in "$server_c" "$demo_c"; do
+    state=$(podman inspect --format '{{.State.Status}}' "$c" 2>/dev/null || echo missing)
+    case "$state" in
+      running|exited) ;;
+      *) grep -m 3 '^Error' "$LOG_DIR/compose-up.log" >&2 || true
+         fail "compose container $c is $state after podman-compose up (log: $LOG_DIR/compose-up.log)" ;;
+    esac
+  done
+  # The demo waits for the server (at most 60 s), streams about 10 s of audio,
+  # then benches for 1 + 5 s.
+  demo_rc=$(timeout 180 podman wait "$demo_c" 2>>"$LOG_DIR/compose-up.log") ||
+    fail "the demo container did not finish within 180 s"
+  podman logs "$demo_c" >"$LOG_DIR/compose-demo.log" 2>&1
+  [ "$demo_rc" = 0 ] ||
+    { tail -n 20 "$LOG_DIR/compose-demo.log" >&2; fail "the demo container exited with $demo_rc"; }
+  events=$(grep -c '^EVENT ' "$LOG_DIR/compose-demo.log" || true)
+  grep -q '^summary: ' "$LOG_DIR/compose-demo.log" || fail "the demo's stream printed no summary"
+  [ "$events" -gt 0 ] || fail "the demo's stream printed no EVENT line"
+  bench_errors=$(awk '/ERRORS/ { for (i = 1; i <= NF; i++) if ($i == "ERRORS") c = i; getline; print $c; exit }' \
+    "$LOG_DIR/compose-demo.log")
+  [ "$bench_errors" = 0 ] ||
+    { tail -n 5 "$LOG_DIR/compose-demo.log" >&2; fail "the demo's bench reported errors: ${bench_errors:-no report}"; }
+  echo "demo: $events events, $(grep '^summary: ' "$LOG_DIR/compose-demo.log"); bench without errors"
+  podman run --rm "${RUN_FLAGS[@]}" --no-healthcheck --network host --entrypoint wavepool "$IMAGE" \
+    health --server "127.0.0.1:$WAVEPOOL_GRPC_PORT" >"$LOG_DIR/compose-health.log" 2>&1 ||
+    fail "gRPC health through the compose server's published port $WAVEPOOL_GRPC_PORT failed"
+  if [ "$HTTP" = 1 ]; then
+    code=$(http_status "http://127.0.0.1:$WAVEPOOL_METRICS_PORT/readyz")
+    [ "$code" = 200 ] || fail "/readyz on the compose server's published port answered $code"
+  fi
+  # podman-compose 1.0.3 ignores stop_grace_period (and `down` waits 1 s):
+  # give the drain its time explicitly.
+  "${pc[@]}" stop -t 30 server >>"$LOG_DIR/compose-up.log" 2>&1 || fail "podman-compose stop failed"
+  code=$(podman inspect --format '{{.State.ExitCode}}' "$server_c")
+  [ "$code" = 0 ] || fail "the compose server exited with $code after SIGTERM"
+  "${pc[@]}" down -t 30 >>"$LOG_DIR/compose-up.log" 2>&1 || true
+  echo "compose: health and /readyz on the published ports; server exit code 0 on stop"
+fi
 
 echo "test_image: PASSED ($IMAGE)"
