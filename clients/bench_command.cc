@@ -35,6 +35,9 @@ ABSL_FLAG(int, server_pid, 0, "bench: the server's process id, to report its CPU
 ABSL_FLAG(double, max_lead_s, 0,
           "bench without --realtime: seconds of signal a stream may send beyond its last "
           "window's end (0 = max(2, 2 x the model's window_s); negative = no limit but HTTP/2's)");
+ABSL_FLAG(int64_t, chunks, 0,
+          "bench: every stream sends exactly this many --chunk-ms chunks, then half-closes "
+          "(0 = realtime: warm-up + duration's worth; otherwise until the interval ends)");
 ABSL_FLAG(int, streams_per_channel, 100,
           "bench: streams per gRPC channel (see docs/bench.md on channels and connections)");
 
@@ -97,12 +100,14 @@ int RunBench(const CommonOptions& common, const std::vector<std::string>& args) 
   opt.streams_per_channel = absl::GetFlag(FLAGS_streams_per_channel);
   opt.server_pid = absl::GetFlag(FLAGS_server_pid);
   opt.max_lead_s = absl::GetFlag(FLAGS_max_lead_s);
+  opt.chunks = absl::GetFlag(FLAGS_chunks);
   if (common.timeout_s > 0) opt.grace_s = common.timeout_s;
   const double chunk_ms = absl::GetFlag(FLAGS_chunk_ms);
   if (!(opt.duration_s > 0)) return Fail("--duration-s must be > 0");
   if (!(opt.warmup_s >= 0)) return Fail("--warmup-s must be >= 0");
   if (!(chunk_ms > 0)) return Fail("--chunk-ms must be > 0");
   if (opt.streams_per_channel < 1) return Fail("--streams-per-channel must be >= 1");
+  if (opt.chunks < 0) return Fail("--chunks must be >= 0 (0 = as many as the duration takes)");
   std::vector<int> counts;
   for (const std::string& s : absl::GetFlag(FLAGS_sweep)) {
     int v = 0;
@@ -174,11 +179,12 @@ int RunBench(const CommonOptions& common, const std::vector<std::string>& args) 
   const bool json = absl::GetFlag(FLAGS_json);
   if (!json) {
     std::printf("wavepool bench: %s v%lld%s, input %s (%.0f Hz), %s, chunk %.1f ms, "
-                "%g s after %g s warm-up\n",
+                "%g s after %g s warm-up%s\n",
                 model.c_str(), static_cast<long long>(base.version),
                 info == nullptr ? " (not listed by the server)" : "", path.c_str(), input.rate_hz,
                 opt.realtime ? "realtime" : "as fast as possible", base.chunk_ms, opt.duration_s,
-                opt.warmup_s);
+                opt.warmup_s,
+                opt.chunks > 0 ? absl::StrCat(", ", opt.chunks, " chunks per stream").c_str() : "");
     std::printf("%s\n", BenchTableHeader().c_str());
     std::fflush(stdout);
   }

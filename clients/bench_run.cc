@@ -105,9 +105,11 @@ struct RunPlan {
   Clock::time_point t0;       // chunk times are counted from here
   int64_t warm_end_ns = 0;    // since t0: windows sent before this are not counted
   // Since t0: the end of the measurement interval [warm_end_ns, measure_end_ns);
-  // as-fast-as-possible streams half-close here.
+  // as-fast-as-possible streams half-close here (unless total_chunks is set).
   int64_t measure_end_ns = 0;
-  int64_t total_chunks = 0;   // realtime: chunks per stream (warm-up + duration)
+  // Realtime: chunks per stream (warm-up + duration, or BenchOptions::chunks).
+  // As fast as possible: BenchOptions::chunks, 0 = half-close at measure_end_ns.
+  int64_t total_chunks = 0;
   int64_t chunk_period_ns = 0;
   uint64_t lead_samples = 0;  // BenchOptions::max_lead_s in samples, 0 = no limit
 };
@@ -267,8 +269,9 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
 
   Action NextLocked(int64_t now) {
     if (writing_ || closed_) return {};
-    const bool finished = plan_.realtime ? next_chunk_ >= plan_.total_chunks
-                                         : now >= plan_.measure_end_ns;
+    const bool finished = plan_.realtime || plan_.total_chunks > 0
+                              ? next_chunk_ >= plan_.total_chunks
+                              : now >= plan_.measure_end_ns;
     if (finished) {
       closed_ = true;
       return {Action::kWritesDone, 0};
@@ -371,8 +374,18 @@ BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
   plan.warm_end_ns = static_cast<int64_t>(1e9 * opt.warmup_s);
   plan.measure_end_ns = plan.warm_end_ns + static_cast<int64_t>(1e9 * opt.duration_s);
   plan.lead_samples = static_cast<uint64_t>(opt.max_lead_s * input.rate_hz);
-  plan.total_chunks = static_cast<int64_t>(std::ceil(
-      (opt.warmup_s + opt.duration_s) * input.rate_hz / static_cast<double>(input.chunk_frames)));
+  if (opt.chunks > 0) {
+    plan.total_chunks = opt.chunks;
+  } else if (opt.realtime) {
+    plan.total_chunks = static_cast<int64_t>(std::ceil((opt.warmup_s + opt.duration_s) *
+                                                       input.rate_hz /
+                                                       static_cast<double>(input.chunk_frames)));
+  }
+  // Realtime: the last chunk is due at the end of its period (plus at most one
+  // period of stagger); --chunks may make that later than warm-up + duration.
+  const double send_s =
+      opt.realtime ? 1e-9 * static_cast<double>((plan.total_chunks + 1) * plan.chunk_period_ns)
+                   : 0.0;
   const int n_channels = (n + opt.streams_per_channel - 1) / opt.streams_per_channel;
   // MakeChannel's channels: see docs/bench.md on how they map to connections.
   std::vector<std::shared_ptr<grpc::Channel>> channels;
@@ -392,7 +405,8 @@ BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
   plan.t0 = Clock::now();
   const auto deadline = std::chrono::system_clock::now() +
                         std::chrono::milliseconds(static_cast<int64_t>(
-                            1000 * (opt.warmup_s + opt.duration_s + opt.grace_s)));
+                            1000 * (std::max(opt.warmup_s + opt.duration_s, send_s) +
+                                    opt.grace_s)));
   for (int i = 0; i < n; ++i) {
     streams[static_cast<size_t>(i)]->Start(stubs[static_cast<size_t>(i) % stubs.size()].get(),
                                            deadline);

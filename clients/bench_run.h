@@ -55,6 +55,11 @@ struct BenchOptions {
   // one the server's receive window (grown by BDP probing to megabytes) queues
   // tens of seconds of signal and the measured "latency" is that queue.
   double max_lead_s = 0;
+  // > 0: every stream sends exactly this many chunks, then half-closes (both
+  // modes), so the signal each stream sends, and with it its window count, is
+  // known in advance. 0: realtime streams send warm-up + duration worth of
+  // chunks; as-fast-as-possible ones half-close when the interval ends.
+  int64_t chunks = 0;
 };
 
 // Runs `streams` streams over channels from MakeChannel(common) (one per

@@ -49,6 +49,30 @@ for line in lines:
 EOF
 }
 
+# check_exact FILE STREAMS SAMPLES: every stream sent exactly SAMPLES samples
+# (8 kHz, the digit model's rate) and got every window of them: the windowing
+# of docs/api.md (window 8000, hop 2000, plus a zero-padded tail window when
+# samples remain after the last complete one), computed here independently.
+check_exact() {
+  python3 - "$@" <<'EOF' || { cat "$1"; fail "check_exact $*"; }
+import json, sys
+path, streams, samples = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+complete = (samples - 8000) // 2000 + 1 if samples >= 8000 else 0
+tail = samples > ((complete - 1) * 2000 + 8000 if complete else 0)
+per_stream = complete + (1 if tail else 0)
+lines = [l for l in open(path) if l.strip()]
+assert len(lines) == 1, ("lines", len(lines))
+r = json.loads(lines[0])
+assert r["streams"] == streams, ("streams", r["streams"])
+assert r["errors"] == 0 and r["errors_by_code"] == {}, ("errors", r["errors_by_code"])
+assert r["streams_completed"] == streams, ("streams_completed", r["streams_completed"])
+assert r["unmatched_windows"] == 0, "a window ended after the last sample sent"
+assert r["windows_all"] == streams * per_stream, \
+    ("windows_all", r["windows_all"], "want", streams, "x", per_stream)
+print(f"check_exact: {streams} x {per_stream} windows of {samples} samples")
+EOF
+}
+
 # As fast as possible, the digit model (default input: tests/data/demo_digits.wav).
 "$CLI" bench --server "$ADDR" --model digits --streams 4 --duration-s 2 --json >"$WORK/digits.json" \
   || { cat "$WORK/digits.json"; fail "bench digits exit code"; }
@@ -72,6 +96,47 @@ check_run "$WORK/ecg.json" 4 2
   >"$WORK/rt.json" || { cat "$WORK/rt.json"; fail "bench realtime exit code"; }
 check_run "$WORK/rt.json" 4 2 4
 grep -q '"realtime":true' "$WORK/rt.json" || fail "realtime flag in the report"
+# Its plan is exact too: ceil((1 + 2) s x 8000 / 800) = 30 chunks of 800
+# samples per stream, 24000 samples, 9 windows each (no tail).
+check_exact "$WORK/rt.json" 4 24000
+
+# --chunks N: every stream sends exactly N chunks, so the windows are known in
+# advance. As fast as possible, 101 chunks of 130 ms (1040 samples): 105040
+# samples, more than the 77743-sample input (it loops), 49 complete windows and
+# a padded tail. With no warm-up every window is also a latency sample.
+"$CLI" bench --server "$ADDR" --model digits --streams 4 --chunks 101 --chunk-ms 130 \
+  --warmup-s 0 --duration-s 1 --json >"$WORK/exact.json" \
+  || { cat "$WORK/exact.json"; fail "bench --chunks exit code"; }
+check_exact "$WORK/exact.json" 4 105040
+python3 - "$WORK/exact.json" <<'EOF' || { cat "$WORK/exact.json"; fail "bench --chunks report"; }
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r["chunk_ms"] == 130.0 and r["windows_all"] == 4 * 50, r
+assert r["windows"] == r["windows_all"], ("windows", r["windows"], r["windows_all"])
+EOF
+# Realtime, 6 chunks of 300 ms (2400 samples): 14400 samples, 4 complete
+# windows and a tail, whatever warm-up + duration say.
+"$CLI" bench --server "$ADDR" --model digits --streams 3 --realtime --chunks 6 --chunk-ms 300 \
+  --warmup-s 0 --duration-s 0.5 --json >"$WORK/exact_rt.json" \
+  || { cat "$WORK/exact_rt.json"; fail "bench --realtime --chunks exit code"; }
+check_exact "$WORK/exact_rt.json" 3 14400
+# Beats have no formula, but the server's results do not depend on chunking:
+# the same 20 s of record 208 as 200 chunks of 100 ms or 100 of 200 ms give the
+# same windows and events.
+for c in 200:100 100:200; do
+  "$CLI" bench --server "$ADDR" --model ecg-beats --streams 2 --chunks "${c%%:*}" \
+    --chunk-ms "${c##*:}" --warmup-s 0 --duration-s 1 --json >"$WORK/ecg_$c.json" \
+    || { cat "$WORK/ecg_$c.json"; fail "bench ecg --chunks $c exit code"; }
+done
+python3 - "$WORK/ecg_200:100.json" "$WORK/ecg_100:200.json" <<'EOF' \
+  || { cat "$WORK"/ecg_*.json; fail "ecg --chunks: chunking changed the results"; }
+import json, sys
+a, b = (json.loads(open(p).read()) for p in sys.argv[1:])
+for r in (a, b):
+    assert r["errors"] == 0 and r["streams_completed"] == 2 and r["unmatched_windows"] == 0, r
+assert a["windows_all"] == b["windows_all"] > 2 * 10, (a["windows_all"], b["windows_all"])
+assert a["windows_all"] % 2 == 0 and a["events"] == b["events"], (a, b)
+EOF
 
 # A sweep prints one JSON line per stream count and the plot is well-formed SVG.
 "$CLI" bench --server "$ADDR" --model untrained-digits --sweep 1,2 --duration-s 1 --warmup-s 0.5 \
@@ -111,6 +176,10 @@ if "$CLI" bench --server "$ADDR" --model digits --sweep 1,x 2>"$WORK/bad.err"; t
   fail "a bad --sweep must fail"
 fi
 grep -q -- "--sweep" "$WORK/bad.err" || fail "bad --sweep message"
+if "$CLI" bench --server "$ADDR" --model digits --chunks -1 2>"$WORK/bad.err"; then
+  fail "a negative --chunks must fail"
+fi
+grep -q -- "--chunks" "$WORK/bad.err" || fail "bad --chunks message"
 
 kill -TERM "$PID"
 wait "$PID" || fail "server exit code $? after SIGTERM"
