@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "nn/describe.h"
 #include "nn/spec.h"
+#include "server/log.h"
 #include "server/status_map.h"
 #include "util/status_macros.h"
 
@@ -112,6 +113,35 @@ class SessionDriver : public BatchCompletion, public Expirable {
   void ReleaseSlot() {
     if (entry_ != nullptr) ctx_->registry->Close(std::exchange(entry_, nullptr));
   }
+
+  // The one stream_end log line of a call, written when its status is decided
+  // and before its slot is released (nothing is logged per window). Stream id 0:
+  // refused before it had a registry entry; model: the one requested until a
+  // session is open, then the one serving it.
+  void LogEnd(const char* method, const grpc::Status& status, const std::string& peer) const {
+    const v1::StreamSummary sum = session_ ? session_->Summary(0) : v1::StreamSummary();
+    const std::string& model = session_ ? session_->model().name : requested_model_;
+    const int64_t version = session_ ? session_->model().version : requested_version_;
+    const auto code = static_cast<absl::StatusCode>(status.error_code());
+    const LogLevel level = status.ok() || code == absl::StatusCode::kCancelled
+                               ? LogLevel::kInfo
+                               : LogLevel::kWarning;
+    const uint64_t id = entry_ != nullptr ? entry_->id : 0;
+    const std::string code_name = absl::StatusCodeToString(code);
+    const double seconds = SecondsSince(opened_);
+    if (status.ok()) {
+      Log(level, "stream_end",
+          {{"stream", id}, {"method", method}, {"peer", peer}, {"model", model},
+           {"version", version}, {"windows", sum.windows()}, {"events", sum.events()},
+           {"samples", sum.samples_received()}, {"seconds", seconds}, {"code", code_name}});
+    } else {
+      Log(level, "stream_end",
+          {{"stream", id}, {"method", method}, {"peer", peer}, {"model", model},
+           {"version", version}, {"windows", sum.windows()}, {"events", sum.events()},
+           {"samples", sum.samples_received()}, {"seconds", seconds}, {"code", code_name},
+           {"message", status.error_message()}});
+    }
+  }
   virtual void OnWindow(v1::WindowResult&& w) = 0;
   virtual void OnEvent(v1::Event&& e) = 0;
 
@@ -120,6 +150,9 @@ class SessionDriver : public BatchCompletion, public Expirable {
   const ModelMetrics* model_metrics_ = nullptr;
   Clock::time_point started_ = Clock::now();
   Clock::time_point chunk_received_ = Clock::now();
+  const Clock::time_point opened_ = Clock::now();  // for stream_end's seconds
+  std::string requested_model_;                     // from the config, for stream_end
+  int64_t requested_version_ = 0;
   StreamRegistry::Entry* entry_ = nullptr;
 };
 
@@ -212,6 +245,7 @@ class StreamReactor final
     if (finish_now) {
       const grpc::Status status = ToGrpcStatus(why);
       CountError("StreamClassify", status);
+      LogEnd("StreamClassify", status, context_->peer());
       Finish(status);
     } else if (cancel) {
       context_->TryCancel();
@@ -282,6 +316,7 @@ class StreamReactor final
       finished_ = true;
     }
     CountError("StreamClassify", status);
+    LogEnd("StreamClassify", status, context_->peer());
     ReleaseSlot();
     Finish(status);
   }
@@ -307,6 +342,8 @@ class StreamReactor final
           return absl::InvalidArgumentError(
               "a second StreamConfig arrived; send the config once, as the first message");
         }
+        requested_model_ = request_.config().model();
+        requested_version_ = request_.config().version();
         ASSIGN_OR_RETURN(std::unique_ptr<Session> session,
                          OpenSession(*ctx_, *context_, request_.config()));
         Bind(std::move(session));
@@ -358,6 +395,8 @@ class ClassifyReactor final : public grpc::ServerUnaryReactor, public SessionDri
   ClassifyReactor(grpc::CallbackServerContext* context, const ServiceContext* ctx,
                   const v1::ClassifyRequest* request, v1::ClassifyResponse* response)
       : SessionDriver(ctx), context_(context), response_(response) {
+    requested_model_ = request->config().model();
+    requested_version_ = request->config().version();
     absl::StatusOr<StreamRegistry::Entry*> entry =
         ctx_->registry->Open(PeerAddress(context->peer()), this);
     if (!entry.ok()) {
@@ -420,6 +459,7 @@ class ClassifyReactor final : public grpc::ServerUnaryReactor, public SessionDri
   void Done(const absl::Status& status) {
     const grpc::Status s = ToGrpcStatus(status);
     CountError("Classify", s);
+    LogEnd("Classify", s, context_->peer());
     ReleaseSlot();
     Finish(s);
   }
