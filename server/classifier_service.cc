@@ -34,6 +34,15 @@ std::string PeerAddress(const std::string& peer) {
   return peer.substr(0, colon);
 }
 
+// A cancelled call: its deadline passed, or the client (or the server's
+// shutdown) cancelled it. Logs and metrics then say which.
+absl::Status WhyCancelled(const grpc::CallbackServerContext& context, const char* what) {
+  if (context.deadline() <= std::chrono::system_clock::now()) {
+    return absl::DeadlineExceededError(absl::StrCat("the ", what, "'s deadline passed"));
+  }
+  return absl::CancelledError(absl::StrCat("the ", what, " was cancelled"));
+}
+
 absl::Status Authorize(const ServiceContext& ctx, const grpc::CallbackServerContext& context,
                        const std::string& model, bool admin) {
   if (!ctx.authorize) return absl::OkStatus();
@@ -217,7 +226,7 @@ class StreamReactor final
   void OnScored() override {
     if (context_->IsCancelled()) {
       queue_.clear();
-      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the stream"));
+      FinishOnce(ToGrpcStatus(WhyCancelled(*context_, "stream")));
       return;
     }
     StreamRegistry::Touch(entry_);
@@ -364,7 +373,7 @@ class StreamReactor final
 
   void EndOfInput() {
     if (context_->IsCancelled()) {
-      Fail(absl::CancelledError("the client cancelled the stream"));
+      Fail(WhyCancelled(*context_, "stream"));
       queue_.clear();
       return;
     }
@@ -421,7 +430,7 @@ class ClassifyReactor final : public grpc::ServerUnaryReactor, public SessionDri
 
   void OnScored() override {
     if (context_->IsCancelled()) {
-      Done(absl::CancelledError("the client cancelled the call"));
+      Done(WhyCancelled(*context_, "call"));
       return;
     }
     StreamRegistry::Touch(entry_);
