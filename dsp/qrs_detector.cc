@@ -7,6 +7,7 @@
 #include "dsp/qrs_detector.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstddef>
 #include <numbers>
@@ -85,18 +86,22 @@ class SlidingMedian {
     const float old = ring_[pos_];
     ring_[pos_] = v;
     if (++pos_ == ring_.size()) pos_ = 0;
-    size_t i = static_cast<size_t>(std::lower_bound(sorted_.begin(), sorted_.end(), old) -
-                                   sorted_.begin());
+    // Remove `old` and insert `v` by one block move between their positions
+    // (memmove runs wide; the element-by-element loop it replaces was the
+    // filter's hot spot). Same sorted array, so the same median, bit for bit.
+    float* s = sorted_.data();
+    const size_t n = sorted_.size();
+    size_t i = static_cast<size_t>(std::lower_bound(s, s + n, old) - s);
     if (v > old) {
-      while (i + 1 < sorted_.size() && sorted_[i + 1] < v) {
-        sorted_[i] = sorted_[i + 1];
-        ++i;
-      }
+      // Elements in (i, j) are < v: shift them down by one.
+      const size_t j = static_cast<size_t>(std::lower_bound(s + i + 1, s + n, v) - s);
+      std::memmove(s + i, s + i + 1, (j - i - 1) * sizeof(float));
+      i = j - 1;
     } else {
-      while (i > 0 && sorted_[i - 1] > v) {
-        sorted_[i] = sorted_[i - 1];
-        --i;
-      }
+      // Elements in [k, i) are > v: shift them up by one.
+      const size_t k = static_cast<size_t>(std::upper_bound(s, s + i, v) - s);
+      std::memmove(s + k + 1, s + k, (i - k) * sizeof(float));
+      i = k;
     }
     sorted_[i] = v;
     return sorted_[sorted_.size() / 2];
