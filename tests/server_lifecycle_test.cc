@@ -40,118 +40,13 @@
 namespace wavepool::testing {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using v1::StreamClassifyRequest;
 using v1::StreamClassifyResponse;
 using HealthStatus = grpc::health::v1::HealthCheckResponse;
 
-double SecondsSince(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::chrono::system_clock::time_point In(double seconds) {
-  return std::chrono::system_clock::now() +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-             std::chrono::duration<double>(seconds));
-}
-
-// ---- Requests and signals (as in server_grpc_test.cc) ----
-
-StreamClassifyRequest Config(const std::string& model, double rate, int64_t version = 0,
-                             uint32_t top_k = 1) {
-  StreamClassifyRequest r;
-  r.mutable_config()->set_model(model);
-  r.mutable_config()->set_version(version);
-  r.mutable_config()->set_sample_rate_hz(rate);
-  r.mutable_config()->set_top_k(top_k);
-  return r;
-}
-
-StreamClassifyRequest Values(std::span<const float> v) {
-  StreamClassifyRequest r;
-  r.mutable_samples()->mutable_values()->Add(v.begin(), v.end());
-  return r;
-}
-
-std::vector<float> TestSignal(size_t n, uint32_t seed, double rate = 8000) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> noise(0, 0.05f);
-  const double f0 = 200 + 37 * (seed % 11);
-  std::vector<float> s(n);
-  for (size_t i = 0; i < n; ++i) {
-    s[i] = 0.3f * static_cast<float>(std::sin(2 * M_PI * (f0 + 2 * i / rate * 400) * i / rate)) +
-           noise(rng);
-  }
-  return s;
-}
-
-// Splits `signal` into chunks of random sizes in [1, max_chunk].
-std::vector<StreamClassifyRequest> Chunked(const StreamClassifyRequest& config,
-                                           const std::vector<float>& signal, size_t max_chunk,
-                                           uint32_t seed) {
-  std::vector<StreamClassifyRequest> reqs{config};
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<size_t> size(1, max_chunk);
-  for (size_t i = 0; i < signal.size();) {
-    const size_t n = std::min(signal.size() - i, size(rng));
-    reqs.push_back(Values(std::span(signal).subspan(i, n)));
-    i += n;
-  }
-  return reqs;
-}
-
-// A result needs its whole window; when it was ready (ready_sample) depends on
-// how the stream was chunked, so it is checked here and left out of comparisons
-// between differently chunked runs.
-std::vector<v1::WindowResult> WithoutReadySample(std::vector<v1::WindowResult> windows) {
-  for (v1::WindowResult& w : windows) {
-    EXPECT_GE(w.ready_sample(), w.end_sample()) << "window " << w.index();
-    w.clear_ready_sample();
-  }
-  return windows;
-}
-
-struct StreamOutcome {
-  std::vector<StreamClassifyResponse> responses;
-  grpc::Status status;
-  double seconds = 0;
-  // Without ready_sample unless `keep_ready`.
-  std::vector<v1::WindowResult> windows(bool keep_ready = false) const {
-    std::vector<v1::WindowResult> w;
-    for (const auto& r : responses) {
-      if (r.has_window()) w.push_back(r.window());
-    }
-    return keep_ready ? w : WithoutReadySample(std::move(w));
-  }
-  std::vector<v1::Event> events() const {
-    std::vector<v1::Event> e;
-    for (const auto& r : responses) {
-      if (r.has_event()) e.push_back(r.event());
-    }
-    return e;
-  }
-};
-
-// Sends every request (in a writer thread), half-closes, reads everything.
-StreamOutcome RunStream(v1::Classifier::Stub* stub, const std::vector<StreamClassifyRequest>& reqs,
-                        double deadline_s = 60) {
-  const Clock::time_point start = Clock::now();
-  grpc::ClientContext context;
-  context.set_deadline(In(deadline_s));
-  auto stream = stub->StreamClassify(&context);
-  std::thread writer([&] {
-    for (const auto& r : reqs) {
-      if (!stream->Write(r)) break;
-    }
-    stream->WritesDone();
-  });
-  StreamOutcome out;
-  StreamClassifyResponse resp;
-  while (stream->Read(&resp)) out.responses.push_back(resp);
-  writer.join();
-  out.status = stream->Finish();
-  out.seconds = SecondsSince(start);
-  return out;
+// The lifecycle tests' signals start at a frequency that differs by seed.
+std::vector<float> VariedSignal(size_t n, uint32_t seed, double rate = 8000) {
+  return TestSignal(n, seed, rate, 200 + 37 * (seed % 11));
 }
 
 // Retries a stream refused with RESOURCE_EXHAUSTED (a slot not yet given back)
@@ -170,12 +65,6 @@ StreamOutcome RunUntilAdmitted(v1::Classifier::Stub* stub,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-}
-
-std::vector<std::string> Serialized(const std::vector<v1::WindowResult>& windows) {
-  std::vector<std::string> out;
-  for (const auto& w : windows) out.push_back(w.SerializeAsString());
-  return out;
 }
 
 bool Contains(const std::string& s, const std::string& part) {
@@ -440,7 +329,7 @@ class Lifecycle : public ::testing::Test {
   StreamOutcome Short(const std::string& model, int64_t version, uint32_t seed = 5,
                       size_t samples = 4000) {
     return RunStream(stub_.get(),
-                     Chunked(Config(model, 8000, version, 3), TestSignal(samples, seed), 1000, seed));
+                     Chunked(Config(model, 8000, version, 3), VariedSignal(samples, seed), 1000, seed));
   }
 
   std::filesystem::path root_, staging_;
@@ -475,7 +364,7 @@ TEST_F(Lifecycle, BatchingAcrossStreamsIsInvisibleInTheResults) {
   constexpr int kStreams = 12;
   std::vector<std::vector<StreamClassifyRequest>> requests;
   for (int k = 0; k < kStreams; ++k) {
-    const std::vector<float> signal = TestSignal(9000 + 401 * k, 100 + k);
+    const std::vector<float> signal = VariedSignal(9000 + 401 * k, 100 + k);
     requests.push_back(Chunked(Config("small", 8000, 1, 3), signal, 400, 200 + k));
   }
 
@@ -574,7 +463,7 @@ TEST_F(Lifecycle, MaxStreamsRefusesTheThirdAndAdmitsAgainAfterOneCloses) {
   server::ServerOptions o = Options();
   o.stream_limits.max_streams = 2;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(4000, 3);
+  const std::vector<float> signal = VariedSignal(4000, 3);
   LiveStream s1(stub_.get()), s2(stub_.get());
   ASSERT_TRUE(s1.Begin(Config("small", 8000, 1), std::span(signal).first(2000)));
   ASSERT_TRUE(s2.Begin(Config("small", 8000, 1), std::span(signal).first(2000)));
@@ -612,7 +501,7 @@ TEST_F(Lifecycle, MaxStreamsPerPeerRefusesTheSecondFromOneAddress) {
   o.stream_limits.max_streams = 10;
   o.stream_limits.max_streams_per_peer = 1;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(2000, 4);
+  const std::vector<float> signal = VariedSignal(2000, 4);
   LiveStream s1(stub_.get());
   ASSERT_TRUE(s1.Begin(Config("small", 8000, 1), signal));
   // Another channel (another connection, another port) from the same address.
@@ -637,10 +526,10 @@ TEST_F(Lifecycle, MaxMessageBytesRefusesABiggerMessage) {
   ASSERT_NO_FATAL_FAILURE(Start(o));
   // 10000 floats: about 40 KB, under the limit; 20000: about 80 KB, over it.
   const StreamOutcome under =
-      RunStream(stub_.get(), {Config("small", 8000, 1), Values(TestSignal(10000, 5))});
+      RunStream(stub_.get(), {Config("small", 8000, 1), Values(VariedSignal(10000, 5))});
   EXPECT_TRUE(under.status.ok()) << under.status.error_message();
   const StreamOutcome over =
-      RunStream(stub_.get(), {Config("small", 8000, 1), Values(TestSignal(20000, 5))});
+      RunStream(stub_.get(), {Config("small", 8000, 1), Values(VariedSignal(20000, 5))});
   EXPECT_EQ(over.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << over.status.error_message();
   // gRPC itself refuses the message before it is read into memory (so a huge
@@ -652,7 +541,7 @@ TEST_F(Lifecycle, MaxMessageBytesRefusesABiggerMessage) {
 
   v1::ClassifyRequest creq;
   *creq.mutable_config() = Config("small", 8000, 1).config();
-  const std::vector<float> big = TestSignal(20000, 5);
+  const std::vector<float> big = VariedSignal(20000, 5);
   creq.mutable_samples()->mutable_values()->Add(big.begin(), big.end());
   v1::ClassifyResponse cresp;
   grpc::ClientContext cctx;
@@ -673,7 +562,7 @@ TEST_F(Lifecycle, MaxChunkSamplesCountsFramesPerChannel) {
   o.stream_limits.max_chunk_samples = 1000;
   o.limits.max_chunk_samples = 1 << 20;  // the stream limit is the one that counts
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(2002, 6);
+  const std::vector<float> signal = VariedSignal(2002, 6);
   // 1000 frames: fine, also as 2 channels (2000 values).
   EXPECT_TRUE(RunStream(stub_.get(), {Config("small", 8000, 1),
                                       Values(std::span(signal).first(1000))})
@@ -743,7 +632,7 @@ TEST_F(Lifecycle, IdleTimeoutSparesAStreamThatKeepsSending) {
   o.stream_limits.idle_timeout_s = 1.0;
   ASSERT_NO_FATAL_FAILURE(Start(o));
   // 30 messages 50 ms apart: 1.5 s in all, never 1 s without a message.
-  const std::vector<float> signal = TestSignal(3000, 7);
+  const std::vector<float> signal = VariedSignal(3000, 7);
   LiveStream s(stub_.get(), 30);
   ASSERT_TRUE(s.Write(Config("small", 8000, 1)));
   std::thread reader([&] {
@@ -765,7 +654,7 @@ TEST_F(Lifecycle, MaxStreamDurationEndsAStreamThatKeepsSending) {
   server::ServerOptions o = Options();
   o.stream_limits.max_stream_duration_s = 0.5;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(400, 8);
+  const std::vector<float> signal = VariedSignal(400, 8);
   const Clock::time_point start = Clock::now();
   LiveStream s(stub_.get(), 20);
   ASSERT_TRUE(s.Write(Config("small", 8000, 1)));
@@ -798,7 +687,7 @@ TEST_F(Lifecycle, ShutdownDrainsTheOpenStreamAndRefusesNewCalls) {
   server::ServerOptions o = Options();
   o.metrics_address = "127.0.0.1:0";
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(16000, 9);
+  const std::vector<float> signal = VariedSignal(16000, 9);
   const StreamOutcome reference =
       RunStream(stub_.get(), {Config("small", 8000, 1), Values(signal)});
   ASSERT_TRUE(reference.status.ok());
@@ -891,8 +780,8 @@ TEST_F(Lifecycle, ACancelledStreamFreesItsSlotAtOnce) {
   server::ServerOptions o = Options();
   o.stream_limits.max_streams = 1;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> small_signal = TestSignal(2000, 10);
-  const std::vector<float> long_signal = TestSignal(60 * 8000, 11);
+  const std::vector<float> small_signal = VariedSignal(2000, 10);
+  const std::vector<float> long_signal = VariedSignal(60 * 8000, 11);
   const auto probe = Chunked(Config("small", 8000, 1), small_signal, 1000, 2);
   // First cancelled while the server waits to read; then while it is working
   // through a minute of signal (batches in flight, results being written).
@@ -929,7 +818,7 @@ TEST_F(Lifecycle, ASlotIsFreeOnceTheClientHasTheStatus) {
   server::ServerOptions o = Options();
   o.stream_limits.max_streams = 1;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(2000, 18);
+  const std::vector<float> signal = VariedSignal(2000, 18);
   const auto probe = Chunked(Config("small", 8000, 1), signal, 1000, 2);
   v1::ClassifyRequest creq;
   *creq.mutable_config() = Config("small", 8000, 1).config();
@@ -959,7 +848,7 @@ TEST_F(Lifecycle, ASlotIsFreeOnceTheClientHasTheStatus) {
 
 TEST_F(Lifecycle, ShutdownCancelsAStreamThatOutstaysTheDeadline) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
-  const std::vector<float> signal = TestSignal(2000, 19);
+  const std::vector<float> signal = VariedSignal(2000, 19);
   LiveStream open(stub_.get(), 60);
   ASSERT_TRUE(open.Begin(Config("small", 8000, 1), signal));
   // The client never half-closes: at the deadline the server ends the call.
@@ -983,7 +872,7 @@ TEST_F(Lifecycle, TheServersOwnWorkIsNotClientIdleness) {
   server::ServerOptions o = Options();
   o.stream_limits.idle_timeout_s = 0.2;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> signal = TestSignal(240 * 8000, 22);
+  const std::vector<float> signal = VariedSignal(240 * 8000, 22);
   const size_t expected = (signal.size() - 800) / 400 + 1;  // a multiple of the hop: no tail
   v1::ClassifyRequest req;
   *req.mutable_config() = Config("small", 8000, 1).config();
@@ -1017,7 +906,7 @@ TEST_F(Lifecycle, AStalledClientIsEndedByTheIdleTimeout) {
   auto stalled_channel =
       grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
   auto stalled_stub = v1::Classifier::NewStub(stalled_channel);
-  const std::vector<float> chunk = TestSignal(4000, 20);
+  const std::vector<float> chunk = VariedSignal(4000, 20);
   LiveStream stalled(stalled_stub.get(), 60);
   ASSERT_TRUE(stalled.Write(Config("small", 8000, 1, 3)));
   std::thread sender([&] {
@@ -1025,7 +914,7 @@ TEST_F(Lifecycle, AStalledClientIsEndedByTheIdleTimeout) {
       if (!stalled.Write(Values(chunk))) return;
     }
   });
-  const auto probe = Chunked(Config("small", 8000, 1), TestSignal(2000, 21), 1000, 2);
+  const auto probe = Chunked(Config("small", 8000, 1), VariedSignal(2000, 21), 1000, 2);
   int attempts = 0;
   const StreamOutcome admitted = RunUntilAdmitted(stub_.get(), probe, 10, &attempts);
   EXPECT_TRUE(admitted.status.ok()) << admitted.status.error_message() << " after " << attempts
@@ -1100,7 +989,7 @@ TEST_F(Lifecycle, ABrokenNewVersionIsReportedAndTheOthersKeepServing) {
 
 TEST_F(Lifecycle, AChangedWeightsFileIsReloadedAndOpenStreamsKeepTheirCopy) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
-  const std::vector<float> signal = TestSignal(8000, 12);
+  const std::vector<float> signal = VariedSignal(8000, 12);
   const auto reqs = Chunked(Config("small", 8000, 1, 3), signal, 1000, 3);
   const StreamOutcome old_v1 = RunStream(stub_.get(), reqs);
   const StreamOutcome v2 = RunStream(stub_.get(), Chunked(Config("small", 8000, 2, 3), signal, 1000, 3));
@@ -1152,7 +1041,7 @@ TEST_F(Lifecycle, ARemovedVersionIsUnloaded) {
 
 TEST_F(Lifecycle, UnloadModelRefusesNewStreamsAndLetsOpenOnesFinish) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
-  const std::vector<float> signal = TestSignal(8000, 13);
+  const std::vector<float> signal = VariedSignal(8000, 13);
   const StreamOutcome reference =
       RunStream(stub_.get(), {Config("small", 8000, 1), Values(signal)});
   ASSERT_TRUE(reference.status.ok());
@@ -1307,7 +1196,7 @@ TEST_F(Lifecycle, MetricsEndpointCountsStreamsWindowsAndErrors) {
   const int port = server_->metrics_port();
 
   const StreamOutcome one = RunStream(
-      stub_.get(), Chunked(Config("small", 8000, 1), TestSignal(6000, 14), 700, 4));
+      stub_.get(), Chunked(Config("small", 8000, 1), VariedSignal(6000, 14), 700, 4));
   ASSERT_TRUE(one.status.ok());
   const size_t windows = one.windows().size();
   ASSERT_EQ(windows, 14u);  // 400 j + 800 <= 6000: j = 0..13, no tail
@@ -1372,13 +1261,13 @@ TEST_F(Lifecycle, AClientThatStopsReadingDoesNotSlowAnotherStream) {
   auto shared = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::Classifier::NewStub(shared);
 
-  const std::vector<float> other_signal = TestSignal(20 * 8000, 15);
+  const std::vector<float> other_signal = VariedSignal(20 * 8000, 15);
   const auto other_reqs = Chunked(Config("small", 8000, 1, 3), other_signal, 4000, 5);
   const StreamOutcome solo = RunStream(stub.get(), other_reqs);
   ASSERT_TRUE(solo.status.ok());
 
   // The stalled stream, on version 2 so its windows are counted apart.
-  const std::vector<float> chunk = TestSignal(4000, 16);
+  const std::vector<float> chunk = VariedSignal(4000, 16);
   LiveStream stalled(stub.get(), 60);
   ASSERT_TRUE(stalled.Write(Config("small", 8000, 2, 3)));
   std::atomic<int> written{0};
@@ -1427,7 +1316,7 @@ TEST_F(Lifecycle, AClientThatStopsReadingDoesNotSlowAnotherStream) {
 
 TEST_F(Lifecycle, ClassifyOfAMinuteEqualsStreamingIt) {
   ASSERT_NO_FATAL_FAILURE(Start(Options()));
-  const std::vector<float> signal = TestSignal(60 * 8000, 17);
+  const std::vector<float> signal = VariedSignal(60 * 8000, 17);
   v1::ClassifyRequest req;
   *req.mutable_config() = Config("small", 8000, 1, 3).config();
   req.mutable_samples()->mutable_values()->Add(signal.begin(), signal.end());
@@ -1478,8 +1367,8 @@ TEST_F(Lifecycle, AClientDeadlineMidStreamEndsItAndFreesTheSlot) {
   server::ServerOptions o = Options();
   o.stream_limits.max_streams = 1;
   ASSERT_NO_FATAL_FAILURE(Start(o));
-  const std::vector<float> small_signal = TestSignal(2000, 30);
-  const std::vector<float> long_signal = TestSignal(60 * 8000, 31);
+  const std::vector<float> small_signal = VariedSignal(2000, 30);
+  const std::vector<float> long_signal = VariedSignal(60 * 8000, 31);
   const auto probe = Chunked(Config("small", 8000, 1), small_signal, 1000, 3);
   // The deadline passes first while the server waits for the client's next
   // message, then while it may still be working through a minute of signal.
@@ -1527,7 +1416,7 @@ TEST_F(Lifecycle, AClientDeadlineEndsOnlyItsOwnStream) {
   std::vector<std::vector<float>> signals;
   std::vector<StreamOutcome> references;
   for (int k = 0; k < kOthers; ++k) {
-    signals.push_back(TestSignal(6000 + 333 * k, 40 + k));
+    signals.push_back(VariedSignal(6000 + 333 * k, 40 + k));
     references.push_back(RunStream(stub_.get(), Chunked(config, signals.back(), 1000, 50 + k)));
     ASSERT_TRUE(references.back().status.ok()) << references.back().status.error_message();
     ASSERT_EQ(references.back().windows().size(), SmallWindows(signals.back().size()));
@@ -1540,10 +1429,10 @@ TEST_F(Lifecycle, AClientDeadlineEndsOnlyItsOwnStream) {
     ASSERT_TRUE(others.back()->Begin(config, std::span(signals[k]).first(3000)));
   }
   LiveStream doomed(stub_.get(), 1.5);
-  ASSERT_TRUE(doomed.Begin(config, TestSignal(800, 60)));  // window 0
+  ASSERT_TRUE(doomed.Begin(config, VariedSignal(800, 60)));  // window 0
   std::atomic<int> attempts{0};
   std::thread sender([&] {
-    const std::vector<float> more = TestSignal(400, 61);  // one hop per message
+    const std::vector<float> more = VariedSignal(400, 61);  // one hop per message
     for (;;) {
       ++attempts;
       if (!doomed.Write(Values(more))) return;
@@ -1584,7 +1473,7 @@ TEST_F(Lifecycle, AClassifyPastItsDeadlineFailsAndTheServerGoesOn) {
   o.stream_limits.max_streams = 1;
   ASSERT_NO_FATAL_FAILURE(Start(o));
   // Four minutes of signal take the server far longer than 0.3 s.
-  const std::vector<float> signal = TestSignal(240 * 8000, 32);
+  const std::vector<float> signal = VariedSignal(240 * 8000, 32);
   v1::ClassifyRequest req;
   *req.mutable_config() = Config("small", 8000, 1).config();
   req.mutable_samples()->mutable_values()->Add(signal.begin(), signal.end());
@@ -1598,7 +1487,7 @@ TEST_F(Lifecycle, AClassifyPastItsDeadlineFailsAndTheServerGoesOn) {
 
   // The server goes on: with max_streams 1, the next call is admitted once the
   // expired one has given its slot back, and it is complete and correct.
-  const std::vector<float> small = TestSignal(4300, 33);
+  const std::vector<float> small = VariedSignal(4300, 33);
   v1::ClassifyRequest small_req;
   *small_req.mutable_config() = Config("small", 8000, 1).config();
   small_req.mutable_samples()->mutable_values()->Add(small.begin(), small.end());
@@ -1703,7 +1592,7 @@ TEST_F(Lifecycle, EveryCallLogsOneStreamEndLineWithItsStreamId) {
   ASSERT_NO_FATAL_FAILURE(Start(o));
   // Registry ids count from 1 in the order calls are admitted; a call refused
   // before it had one logs stream 0.
-  const std::vector<float> signal = TestSignal(4500, 34);  // 10 complete windows + a tail
+  const std::vector<float> signal = VariedSignal(4500, 34);  // 10 complete windows + a tail
   std::string captured;
   StreamOutcome ok, not_found, refused;
   grpc::Status classify_ok, classify_not_found, held_status;
@@ -1722,7 +1611,7 @@ TEST_F(Lifecycle, EveryCallLogsOneStreamEndLineWithItsStreamId) {
       c.set_deadline(In(30));
       classify_ok = stub_->Classify(&c, creq, &classify_resp);  // id 3
     }
-    const std::vector<float> held_signal = TestSignal(2000, 35);
+    const std::vector<float> held_signal = VariedSignal(2000, 35);
     LiveStream held(stub_.get());  // id 4
     if (held.Begin(Config("small", 8000, 1), held_signal)) {
       refused = RunStream(stub_.get(), Chunked(Config("small", 8000, 1), signal, 1000, 3));  // 0

@@ -2,9 +2,14 @@
 // seeded models, and a real server on a loopback port.
 #pragma once
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <memory>
+#include <random>
+#include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "grpcpp/create_channel.h"
@@ -92,5 +97,126 @@ class ServerFixture : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Classifier::Stub> stub_;
 };
+
+
+// ---- Requests, signals and whole streams, shared by the server tests ----
+
+using Clock = std::chrono::steady_clock;
+
+inline double SecondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+inline std::chrono::system_clock::time_point In(double seconds) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             std::chrono::duration<double>(seconds));
+}
+
+// top_k 0 leaves it unset (the server's default, 1).
+inline v1::StreamClassifyRequest Config(const std::string& model, double rate,
+                                        int64_t version = 0, uint32_t top_k = 0) {
+  v1::StreamClassifyRequest r;
+  r.mutable_config()->set_model(model);
+  r.mutable_config()->set_version(version);
+  r.mutable_config()->set_sample_rate_hz(rate);
+  if (top_k > 0) r.mutable_config()->set_top_k(top_k);
+  return r;
+}
+
+inline v1::StreamClassifyRequest Values(std::span<const float> v) {
+  v1::StreamClassifyRequest r;
+  r.mutable_samples()->mutable_values()->Add(v.begin(), v.end());
+  return r;
+}
+
+// A chirp from f0 Hz upwards plus seeded noise.
+inline std::vector<float> TestSignal(size_t n, uint32_t seed, double rate = 8000,
+                                     double f0 = 300) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> noise(0, 0.05f);
+  std::vector<float> s(n);
+  for (size_t i = 0; i < n; ++i) {
+    s[i] = 0.3f * static_cast<float>(std::sin(2 * M_PI * (f0 + 2 * i / rate * 400) * i / rate)) +
+           noise(rng);
+  }
+  return s;
+}
+
+// Splits `signal` into chunks of random sizes in [1, max_chunk].
+inline std::vector<v1::StreamClassifyRequest> Chunked(const v1::StreamClassifyRequest& config,
+                                                      const std::vector<float>& signal,
+                                                      size_t max_chunk, uint32_t seed) {
+  std::vector<v1::StreamClassifyRequest> reqs{config};
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<size_t> size(1, max_chunk);
+  for (size_t i = 0; i < signal.size();) {
+    const size_t n = std::min(signal.size() - i, size(rng));
+    reqs.push_back(Values(std::span(signal).subspan(i, n)));
+    i += n;
+  }
+  return reqs;
+}
+
+// A result needs its whole window; when it was ready (ready_sample) depends on
+// how the stream was chunked, so it is checked here and left out of comparisons
+// between differently chunked runs.
+inline std::vector<v1::WindowResult> WithoutReadySample(std::vector<v1::WindowResult> windows) {
+  for (v1::WindowResult& w : windows) {
+    EXPECT_GE(w.ready_sample(), w.end_sample()) << "window " << w.index();
+    w.clear_ready_sample();
+  }
+  return windows;
+}
+
+struct StreamOutcome {
+  std::vector<v1::StreamClassifyResponse> responses;
+  grpc::Status status;
+  double seconds = 0;
+  // Without ready_sample unless `keep_ready`.
+  std::vector<v1::WindowResult> windows(bool keep_ready = false) const {
+    std::vector<v1::WindowResult> w;
+    for (const auto& r : responses) {
+      if (r.has_window()) w.push_back(r.window());
+    }
+    return keep_ready ? w : WithoutReadySample(std::move(w));
+  }
+  std::vector<v1::Event> events() const {
+    std::vector<v1::Event> e;
+    for (const auto& r : responses) {
+      if (r.has_event()) e.push_back(r.event());
+    }
+    return e;
+  }
+};
+
+// Sends every request (in a writer thread), half-closes, reads everything.
+inline StreamOutcome RunStream(v1::Classifier::Stub* stub,
+                               const std::vector<v1::StreamClassifyRequest>& reqs,
+                               double deadline_s = 60) {
+  const Clock::time_point start = Clock::now();
+  grpc::ClientContext context;
+  context.set_deadline(In(deadline_s));
+  auto stream = stub->StreamClassify(&context);
+  std::thread writer([&] {
+    for (const auto& r : reqs) {
+      if (!stream->Write(r)) break;
+    }
+    stream->WritesDone();
+  });
+  StreamOutcome out;
+  v1::StreamClassifyResponse resp;
+  while (stream->Read(&resp)) out.responses.push_back(resp);
+  writer.join();
+  out.status = stream->Finish();
+  out.seconds = SecondsSince(start);
+  return out;
+}
+
+inline std::vector<std::string> Serialized(const std::vector<v1::WindowResult>& windows) {
+  std::vector<std::string> out;
+  for (const auto& w : windows) out.push_back(w.SerializeAsString());
+  return out;
+}
 
 }  // namespace wavepool::testing
