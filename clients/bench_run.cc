@@ -48,17 +48,9 @@ absl::Status LoadBenchInput(const std::string& path, double chunk_ms, BenchInput
   if (path.size() > 4 && path.substr(path.size() - 4) == ".hea") {
     absl::StatusOr<dsp::WfdbRecord> record = dsp::ReadWfdbRecord(path);
     if (!record.ok()) return record.status();
-    size_t lead = 0;
-    for (size_t i = 0; i < record->header.signals.size(); ++i) {
-      if (record->header.signals[i].description == "MLII") {
-        lead = i;
-        break;
-      }
-    }
-    const dsp::WfdbSignalInfo& sig = record->header.signals[lead];
-    const auto n = static_cast<size_t>(record->header.num_signals);
-    adc.resize(static_cast<size_t>(record->frames()));
-    for (size_t i = 0; i < adc.size(); ++i) adc[i] = record->adc[i * n + lead];
+    const int lead = record->SignalNamed("MLII");  // as `wavepool stream` does
+    const dsp::WfdbSignalInfo& sig = record->header.signals[static_cast<size_t>(lead)];
+    adc = record->Adc(lead);
     in->rate_hz = record->header.sampling_frequency;
     in->config.set_encoding(v1::INT16);
     in->config.set_adc_gain(sig.adc_gain);

@@ -50,13 +50,7 @@ absl::StatusOr<RecordBeats> LoadRecordBeats(const std::string& dir, const std::s
   auto ann = dsp::ReadMitAnnotations(base + ".atr");
   if (!ann.ok()) return ann.status();
   // MLII, which is the first signal in every DS1 record but 114 (V5 first).
-  int lead = 0;
-  for (int i = 0; i < rec->header.num_signals; ++i) {
-    if (rec->header.signals[static_cast<size_t>(i)].description == "MLII") {
-      lead = i;
-      break;
-    }
-  }
+  const int lead = rec->SignalNamed("MLII");
   std::vector<float> mv = rec->Physical(lead);
   const double in_rate = rec->header.sampling_frequency;
   const double ratio = options.sample_rate_hz / in_rate;

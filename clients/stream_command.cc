@@ -81,18 +81,9 @@ bool LoadInput(const std::vector<std::string>& args, Input* input, int* exit_cod
       return false;
     }
     // MLII when the record has it (record 114 lists V5 first), else the first signal.
-    size_t lead = 0;
-    for (size_t i = 0; i < record->header.signals.size(); ++i) {
-      if (record->header.signals[i].description == "MLII") {
-        lead = i;
-        break;
-      }
-    }
-    const dsp::WfdbSignalInfo& sig = record->header.signals[lead];
-    input->int16.resize(static_cast<size_t>(record->frames()));
-    for (size_t i = 0; i < input->int16.size(); ++i) {
-      input->int16[i] = record->adc[i * static_cast<size_t>(record->header.num_signals) + lead];
-    }
+    const int lead = record->SignalNamed("MLII");
+    const dsp::WfdbSignalInfo& sig = record->header.signals[static_cast<size_t>(lead)];
+    input->int16 = record->Adc(lead);
     input->audio.sample_rate_hz = record->header.sampling_frequency;
     input->audio.channels = 1;
     input->config.set_encoding(v1::INT16);

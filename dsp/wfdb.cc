@@ -485,6 +485,25 @@ std::vector<float> WfdbRecord::Physical(int signal) const {
   return out;
 }
 
+std::vector<int16_t> WfdbRecord::Adc(int signal) const {
+  std::vector<int16_t> out;
+  const int n = header.num_signals;
+  if (signal < 0 || signal >= n) return out;
+  const size_t frames = static_cast<size_t>(this->frames());
+  out.resize(frames);
+  for (size_t i = 0; i < frames; ++i) {
+    out[i] = adc[i * static_cast<size_t>(n) + static_cast<size_t>(signal)];
+  }
+  return out;
+}
+
+int WfdbRecord::SignalNamed(std::string_view description) const {
+  for (size_t i = 0; i < header.signals.size(); ++i) {
+    if (header.signals[i].description == description) return static_cast<int>(i);
+  }
+  return 0;
+}
+
 absl::StatusOr<WfdbRecord> ReadWfdbRecord(const std::string& path) {
   std::string base = path;
   if (base.size() > 4 && base.compare(base.size() - 4, 4, ".hea") == 0)

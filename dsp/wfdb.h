@@ -52,6 +52,11 @@ struct WfdbRecord {
   }
   // One signal in physical units: (adc - baseline) / adc_gain.
   std::vector<float> Physical(int signal) const;
+  // One signal's raw ADC values (empty for a signal the record lacks).
+  std::vector<int16_t> Adc(int signal) const;
+  // The first signal whose description is `description` (e.g. "MLII", which
+  // MIT-BIH record 114 lists second), else signal 0.
+  int SignalNamed(std::string_view description) const;
 };
 
 // Reads PATH.hea and the .dat it names (in the same folder). `path` may end in

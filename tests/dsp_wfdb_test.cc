@@ -457,6 +457,13 @@ TEST(ReadWfdbRecord, ReadsRecordVerifiesChecksumsAndConvertsUnits) {
     EXPECT_EQ(rec->Physical(0), (std::vector<float>{0.45f, 10.185f, -0.05f}));
     EXPECT_EQ(rec->Physical(1), (std::vector<float>{-2.0f, -40.96f, 0.1f}));
     EXPECT_TRUE(rec->Physical(2).empty());
+    const std::vector<int16_t> second = rec->Adc(1);
+    EXPECT_EQ(std::vector<int>(second.begin(), second.end()),
+              (std::vector<int>{t.samples[1], t.samples[3], t.samples[5]}));
+    EXPECT_TRUE(rec->Adc(2).empty());
+    EXPECT_EQ(rec->SignalNamed("II"), 1);
+    EXPECT_EQ(rec->SignalNamed("I"), 0);
+    EXPECT_EQ(rec->SignalNamed("MLII"), 0);  // absent: the first signal
   }
   // A wrong checksum, a short file, NSAMP 0 (whole file, no checksum check).
   t.Write("r 2 500 3\nr.dat 212 200 12 0 0 2147 0\nr.dat 212 200 12 0 0 -2142 0\n",
