@@ -33,6 +33,25 @@ void AppendHexByte(std::string* out, std::string_view prefix, unsigned char c, i
   for (int i = digits - 1; i >= 0; --i) out->push_back(kHex[(c >> (4 * i)) & 0xf]);
 }
 
+// The escapes JSON strings and quoted text values share: quote, backslash,
+// newline, return, tab; other control bytes (and DEL) as `hex_prefix` + two
+// hex digits ("\\u00" in JSON, "\\x" in text); everything else as is.
+void AppendEscaped(std::string* out, unsigned char c, std::string_view hex_prefix) {
+  switch (c) {
+    case '"': out->append("\\\""); break;
+    case '\\': out->append("\\\\"); break;
+    case '\n': out->append("\\n"); break;
+    case '\r': out->append("\\r"); break;
+    case '\t': out->append("\\t"); break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        AppendHexByte(out, hex_prefix, c, 2);
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+  }
+}
+
 // Shortest decimal that reads back to the same double (std::to_chars, C++17).
 void AppendDouble(std::string* out, double d) {
   char buf[32];
@@ -87,20 +106,12 @@ void AppendJsonString(std::string* out, std::string_view s) {
       }
       continue;
     }
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      case '\b': out->append("\\b"); break;
-      case '\f': out->append("\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          AppendHexByte(out, "\\u00", c, 2);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
+    if (c == '\b') {
+      out->append("\\b");
+    } else if (c == '\f') {
+      out->append("\\f");
+    } else {
+      AppendEscaped(out, c, "\\u00");
     }
     ++i;
   }
@@ -123,20 +134,7 @@ void AppendTextString(std::string* out, std::string_view s) {
   }
   out->push_back('"');
   for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          AppendHexByte(out, "\\x", c, 2);
-        } else {
-          out->push_back(ch);
-        }
-    }
+    AppendEscaped(out, static_cast<unsigned char>(ch), "\\x");
   }
   out->push_back('"');
 }
