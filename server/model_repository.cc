@@ -95,29 +95,30 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Open(
   return repo;
 }
 
-std::vector<int64_t> ModelRepository::Admitted(const std::string& name,
-                                               std::vector<int64_t> found) const {
+ModelRepository::Candidates ModelRepository::Admitted(const std::string& name,
+                                                      std::vector<int64_t> found) const {
   std::sort(found.begin(), found.end());
   for (const ModelPolicy& p : options_.models) {
     if (p.name != name) continue;
     switch (p.policy) {
       case VersionPolicy::kAll:
-        return found;
+        return {found, false};
       case VersionPolicy::kLatest:
-        if (found.empty()) return found;
-        return {found.back()};
+        // Newest first; the first that serves is the one (a broken newest
+        // version leaves the one before it serving).
+        return {std::vector<int64_t>(found.rbegin(), found.rend()), true};
       case VersionPolicy::kSpecific: {
-        std::vector<int64_t> out;
+        Candidates out;
         for (int64_t v : found) {
           if (std::find(p.versions.begin(), p.versions.end(), v) != p.versions.end()) {
-            out.push_back(v);
+            out.versions.push_back(v);
           }
         }
         return out;
       }
     }
   }
-  return found;
+  return {found, false};
 }
 
 ReloadResult ModelRepository::Reload() {
@@ -160,18 +161,9 @@ ReloadResult ModelRepository::Reload() {
       if (ec2) result.errors.push_back({m.path().string(), absl::InternalError(ec2.message())});
       std::vector<int64_t> found;
       for (const auto& [v, dir] : dirs) found.push_back(v);
-      bool latest_only = false;
-      for (const ModelPolicy& p : options_.models) {
-        if (p.name == name) {
-          latest_only = p.policy == VersionPolicy::kLatest;
-          break;
-        }
-      }
-      // kLatest: the newest version that loads (or keeps its loaded copy).
-      std::vector<int64_t> candidates =
-          latest_only ? std::vector<int64_t>(found.rbegin(), found.rend()) : Admitted(name, found);
-      for (int64_t version : candidates) {
-        if (latest_only && next.contains(name)) break;
+      const Candidates candidates = Admitted(name, found);
+      for (int64_t version : candidates.versions) {
+        if (candidates.first_only && next.contains(name)) break;
         const std::string& dir = dirs[version];
         std::shared_ptr<const LoadedModel> old;
         if (auto it = current.find(name); it != current.end()) {

@@ -94,8 +94,13 @@ class ModelRepository {
 
  private:
   using Versions = std::map<int64_t, std::shared_ptr<const LoadedModel>>;
-  // Which of the versions found in a model's folder the policy admits.
-  std::vector<int64_t> Admitted(const std::string& name, std::vector<int64_t> found) const;
+  // Which of the versions found in a model's folder the policy admits, in the
+  // order to try them; first_only: only the first that serves is kept.
+  struct Candidates {
+    std::vector<int64_t> versions;
+    bool first_only = false;
+  };
+  Candidates Admitted(const std::string& name, std::vector<int64_t> found) const;
 
   std::string root_;
   RepositoryOptions options_;
