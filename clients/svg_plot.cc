@@ -12,6 +12,9 @@ namespace {
 
 constexpr double kWidth = 720, kLeft = 80, kRight = 30, kTop = 50, kPanelHeight = 240,
                  kPanelGap = 60, kBottom = 50;
+// Bar charts: category labels left of the bars, one bar of kBarHeight per
+// series in a row, kRowGap between rows.
+constexpr double kBarLeft = 170, kBarRight = 70, kBarHeight = 12, kRowGap = 8, kBarPanelGap = 70;
 
 std::string Escape(const std::string& s) {
   std::string out;
@@ -176,6 +179,78 @@ std::string LinePlotSvg(const LinePlot& plot) {
   absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s%s</text>\n",
                         kLeft + plot_w / 2, height - 12, Escape(plot.x_label),
                         plot.log_x ? " (log)" : "");
+  svg += "</svg>\n";
+  return svg;
+}
+
+std::string BarPlotSvg(const BarPlot& plot) {
+  const double plot_w = kWidth - kBarLeft - kBarRight;
+  const auto panel_height = [](const BarPanel& p) {
+    const double row = std::max<size_t>(p.series.size(), 1) * kBarHeight + kRowGap;
+    return p.categories.size() * row + kRowGap;
+  };
+  // Per panel: a title line, the bars, the axis ticks and label below.
+  double height = kTop + kBottom - kBarPanelGap;
+  for (const BarPanel& p : plot.panels) height += 20 + panel_height(p) + kBarPanelGap;
+  std::string svg = absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+      "<text x=\"%.0f\" y=\"28\" font-size=\"14\">%s</text>\n",
+      kWidth, height, kLeft, Escape(plot.title));
+  double top = kTop;
+  for (const BarPanel& panel : plot.panels) {
+    absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">%s</text>\n",
+                          kBarLeft, top + 12, Escape(panel.title));
+    // Legend on the title's line, right-aligned.
+    for (size_t s = 0; s < panel.series.size(); ++s) {
+      const double lx = kWidth - kBarRight - 110.0 * (panel.series.size() - s);
+      absl::StrAppendFormat(&svg,
+                            "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"10\" fill=\"%s\"/>\n"
+                            "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                            lx, top + 3, Escape(panel.series[s].color), lx + 16, top + 12,
+                            Escape(panel.series[s].name));
+    }
+    top += 20;
+    const double h = panel_height(panel), bottom = top + h;
+    // The line chart's linear axis: 0 to a 1/2/5 step multiple of the largest value.
+    PlotPanel axis;
+    axis.series = panel.series;
+    std::vector<double> ticks;
+    const Scale vs = YScale(axis, &ticks);
+    const auto px = [&](double v) { return kBarLeft + vs.Map(v) * plot_w; };
+    for (const double t : ticks) {
+      absl::StrAppendFormat(&svg,
+                            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n"
+                            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                            px(t), top, px(t), bottom, px(t), bottom + 16, Number(t));
+    }
+    absl::StrAppendFormat(&svg,
+                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\"/>\n"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                          kBarLeft, top, kBarLeft, bottom, kBarLeft + plot_w / 2, bottom + 34,
+                          Escape(plot.value_label));
+    const double row_h = std::max<size_t>(panel.series.size(), 1) * kBarHeight + kRowGap;
+    for (size_t c = 0; c < panel.categories.size(); ++c) {
+      const double row_top = top + kRowGap + c * row_h;
+      absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                            kBarLeft - 6, row_top + (row_h - kRowGap) / 2 + 4,
+                            Escape(panel.categories[c]));
+      for (size_t s = 0; s < panel.series.size(); ++s) {
+        const PlotSeries& series = panel.series[s];
+        if (c >= series.y.size() || !std::isfinite(series.y[c]) || series.y[c] < 0) continue;
+        const double y = row_top + s * kBarHeight, w = px(series.y[c]) - kBarLeft;
+        absl::StrAppendFormat(&svg,
+                              "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                              "fill=\"%s\"/>\n"
+                              "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%s</text>\n",
+                              kBarLeft, y + 1, w, kBarHeight - 2, Escape(series.color),
+                              kBarLeft + w + 4, y + kBarHeight - 2,
+                              absl::StrFormat("%.3g", series.y[c]));
+      }
+    }
+    top = bottom + kBarPanelGap;
+  }
   svg += "</svg>\n";
   return svg;
 }

@@ -1,6 +1,8 @@
-// A small hand-written SVG line chart: one shared x axis, panels stacked
-// vertically, each with its own y axis (linear from 0, or log10) and a legend.
-// Used by `wavepool bench --plot`; no dependencies beyond absl strings.
+// Small hand-written SVG charts. A line chart: one shared x axis, panels
+// stacked vertically, each with its own y axis (linear from 0, or log10) and
+// a legend; used by `wavepool bench --plot`. A horizontal bar chart: one row
+// per category, one bar per series in each row; used by bench/bench_layers
+// (time per layer). No dependencies beyond absl strings.
 #pragma once
 
 #include <string>
@@ -30,5 +32,23 @@ struct LinePlot {
 
 // A complete standalone SVG document (text is XML-escaped).
 std::string LinePlotSvg(const LinePlot& plot);
+
+// Horizontal bars on a linear axis from 0: each series' y holds one value per
+// category (NaN or < 0 = no bar), drawn in category order from the top.
+struct BarPanel {
+  std::string title;
+  std::vector<std::string> categories;
+  std::vector<PlotSeries> series;
+};
+
+struct BarPlot {
+  std::string title;
+  std::string value_label;  // under each panel's value axis
+  std::vector<BarPanel> panels;
+};
+
+// A complete standalone SVG document (text is XML-escaped); each bar is
+// labelled with its value.
+std::string BarPlotSvg(const BarPlot& plot);
 
 }  // namespace wavepool::cli

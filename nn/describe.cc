@@ -122,22 +122,17 @@ absl::StatusOr<ModelDescription> Describe(const ModelSpec& spec) {
     ASSIGN_OR_RETURN(internal::LayerParams p, internal::Resolve(layer));
     const Shape out = shapes[static_cast<size_t>(i)];
     uint64_t params = 0;
-    double flops = 0;
+    const double flops = internal::LayerFlops(p, in, out, prev);
     switch (p.kind) {
       case OpKind::kConv:
         t.Window(p.kernel_w, p.stride_w, p.dilation_w);
         if (freq_axis) f.Window(p.kernel_h, p.stride_h, p.dilation_h);
         params = uint64_t{out.c} * in.c * p.kernel_h * p.kernel_w + (p.bias ? out.c : 0);
-        flops = static_cast<double>(out.size()) *
-                (2.0 * in.c * p.kernel_h * p.kernel_w + (p.bias ? 1 : 0));
         break;
       case OpKind::kMaxPool:
       case OpKind::kAvgPool:
         t.Window(p.kernel_w, p.stride_w, 1);
         if (freq_axis) f.Window(p.kernel_h, p.stride_h, 1);
-        // One compare (max) or add (average; the divide stands in for the
-        // first cell, which needs no add) per window cell.
-        flops = static_cast<double>(out.size()) * p.kernel_h * p.kernel_w;
         break;
       case OpKind::kGlobalAvgPool:
       case OpKind::kGlobalMaxPool:
@@ -145,27 +140,14 @@ absl::StatusOr<ModelDescription> Describe(const ModelSpec& spec) {
         // Sees the whole window; no second position on either axis.
         t = {static_cast<double>(frames), 0};
         f = {static_cast<double>(bands), 0};
-        if (p.kind == OpKind::kDense) {
-          params = uint64_t{out.c} * in.size() + (p.bias ? out.c : 0);
-          flops = static_cast<double>(out.c) * (2.0 * static_cast<double>(in.size()) + (p.bias ? 1 : 0));
-        } else {
-          flops = static_cast<double>(in.size());
-        }
-        break;
-      case OpKind::kRelu:
-        flops = static_cast<double>(in.size());
+        if (p.kind == OpKind::kDense) params = uint64_t{out.c} * in.size() + (p.bias ? out.c : 0);
         break;
       case OpKind::kBatchNorm:
         // gamma, beta, running mean and running variance: 4 C stored values.
         params = 4 * uint64_t{in.c};
-        // Folded into the conv / dense before it at load: free. Else a multiply
-        // and an add per value.
-        flops = (prev == OpKind::kConv || prev == OpKind::kDense) ? 0 : 2.0 * static_cast<double>(in.size());
         break;
+      case OpKind::kRelu:
       case OpKind::kSoftmax:
-        // exp, sum, divide per value.
-        flops = 3.0 * static_cast<double>(in.size());
-        break;
       case OpKind::kDropout:
       case OpKind::kFlatten:
         break;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <chrono>
 #include <cstring>
 
 #include "absl/status/status.h"
@@ -23,7 +24,9 @@ using internal::WeightSlot;
 struct Model::Op {
   enum class Kind { kConv, kMaxPool, kAvgPool, kGlobalAvg, kGlobalMax, kDense, kRelu, kAffine, kSoftmax };
   Kind kind = Kind::kRelu;
-  std::string name;
+  std::vector<std::string> layers;  // spec layers compiled into this op (LayerTime::layers)
+  const char* op_name = "";         // the first one's op, internal::OpName
+  double flops = 0;                 // per window, internal::LayerFlops summed over `layers`
   Shape in, out;
   Conv2dParams conv;
   Pool2dParams pool;
@@ -127,13 +130,17 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
   m->max_activation_ = input.size();
   Shape in = input;
   OpKind prev = OpKind::kRelu;  // kind of the directly preceding spec layer
+  std::vector<std::string> leading;  // layers before the first op that compile to none
   for (int i = 0; i < spec.layers_size(); ++i) {
     const auto& layer = spec.layers(i);
     ASSIGN_OR_RETURN(internal::LayerParams p, internal::Resolve(layer));
     const Shape out = shapes[static_cast<size_t>(i)];
     const std::string& n = layer.name();
+    const double flops = internal::LayerFlops(p, in, out, prev);
     auto op = std::make_unique<Op>();
-    op->name = n;
+    op->layers.push_back(n);
+    op->op_name = internal::OpName(layer);
+    op->flops = flops;
     op->in = in;
     op->out = out;
     switch (p.kind) {
@@ -187,7 +194,17 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
         op.reset();
         break;
     }
-    if (op != nullptr) {
+    if (op == nullptr) {
+      // Folded or no-op: part of the op before it (or of the first op).
+      if (m->ops_.empty()) {
+        leading.push_back(n);
+      } else {
+        m->ops_.back()->layers.push_back(n);
+        m->ops_.back()->flops += flops;
+      }
+    } else {
+      op->layers.insert(op->layers.begin(), leading.begin(), leading.end());
+      leading.clear();
       m->max_activation_ = std::max(m->max_activation_, out.size());
       if (op->kind == Op::Kind::kConv) {
         m->max_conv_scratch_ = std::max(m->max_conv_scratch_, Conv2dGemmScratch(op->conv));
@@ -216,55 +233,94 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Load(
   return model;
 }
 
+const float* Model::Current(const float* input, const Workspace& ws, int cur) const {
+  return cur < 0 ? input : cur == 0 ? ws.a_.data() : ws.b_.data();
+}
+
+void Model::RunOp(const Op& op, const float* input, int batch, Workspace& ws, int* cur) const {
+  float* bufs[2] = {ws.a_.data(), ws.b_.data()};
+  if (op.in_place()) {
+    if (*cur < 0) {
+      std::memcpy(bufs[0], input, sizeof(float) * batch * op.in.size());
+      *cur = 0;
+    }
+    float* x = bufs[*cur];
+    switch (op.kind) {
+      case Op::Kind::kRelu: Relu(static_cast<size_t>(batch) * op.in.size(), x); break;
+      case Op::Kind::kAffine:
+        ChannelAffine(op.in.c, op.in.h * op.in.w, batch, op.scale.data(), op.shift.data(), x);
+        break;
+      default:
+        for (int b = 0; b < batch; ++b) Softmax(op.in.c, x + static_cast<size_t>(b) * op.in.c);
+        break;
+    }
+    return;
+  }
+  const float* src = Current(input, ws, *cur);
+  const int dst_index = *cur == 0 ? 1 : 0;
+  float* dst = bufs[dst_index];
+  const float* bias = op.bias.empty() ? nullptr : op.bias.data();
+  switch (op.kind) {
+    case Op::Kind::kConv:
+      if (ws.reference_) {
+        Conv2d(op.conv, batch, src, op.weight.data(), bias, dst);
+      } else {
+        Conv2dGemm(op.conv, batch, src, op.weight.data(), bias, dst, ws.scratch_.data());
+      }
+      break;
+    case Op::Kind::kDense:
+      Dense(static_cast<uint32_t>(op.in.size()), op.out.c, batch, src, op.weight.data(), bias, dst);
+      break;
+    case Op::Kind::kMaxPool: MaxPool2d(op.pool, batch, src, dst); break;
+    case Op::Kind::kAvgPool: AvgPool2d(op.pool, batch, src, dst); break;
+    case Op::Kind::kGlobalAvg: GlobalAvgPool(op.in.c, op.in.h * op.in.w, batch, src, dst); break;
+    case Op::Kind::kGlobalMax: GlobalMaxPool(op.in.c, op.in.h * op.in.w, batch, src, dst); break;
+    default: break;
+  }
+  *cur = dst_index;
+}
+
 void Model::Run(const float* input, int batch, float* output, Workspace& ws) const {
   assert(batch >= 0 && batch <= ws.max_batch_);
   assert(ws.a_.size() >= static_cast<size_t>(batch) * max_activation_);
   if (batch <= 0) return;
-  float* bufs[2] = {ws.a_.data(), ws.b_.data()};
   int cur = -1;  // buffer holding the current activation; -1: the caller's input
-  const auto src = [&]() -> const float* { return cur < 0 ? input : bufs[cur]; };
-  for (const auto& op_ptr : ops_) {
-    const Op& op = *op_ptr;
-    if (op.in_place()) {
-      if (cur < 0) {
-        std::memcpy(bufs[0], input, sizeof(float) * batch * op.in.size());
-        cur = 0;
-      }
-      float* x = bufs[cur];
-      switch (op.kind) {
-        case Op::Kind::kRelu: Relu(static_cast<size_t>(batch) * op.in.size(), x); break;
-        case Op::Kind::kAffine:
-          ChannelAffine(op.in.c, op.in.h * op.in.w, batch, op.scale.data(), op.shift.data(), x);
-          break;
-        default:
-          for (int b = 0; b < batch; ++b) Softmax(op.in.c, x + static_cast<size_t>(b) * op.in.c);
-          break;
-      }
-      continue;
-    }
-    const int dst_index = cur == 0 ? 1 : 0;
-    float* dst = bufs[dst_index];
-    const float* bias = op.bias.empty() ? nullptr : op.bias.data();
-    switch (op.kind) {
-      case Op::Kind::kConv:
-        if (ws.reference_) {
-          Conv2d(op.conv, batch, src(), op.weight.data(), bias, dst);
-        } else {
-          Conv2dGemm(op.conv, batch, src(), op.weight.data(), bias, dst, ws.scratch_.data());
-        }
-        break;
-      case Op::Kind::kDense:
-        Dense(static_cast<uint32_t>(op.in.size()), op.out.c, batch, src(), op.weight.data(), bias, dst);
-        break;
-      case Op::Kind::kMaxPool: MaxPool2d(op.pool, batch, src(), dst); break;
-      case Op::Kind::kAvgPool: AvgPool2d(op.pool, batch, src(), dst); break;
-      case Op::Kind::kGlobalAvg: GlobalAvgPool(op.in.c, op.in.h * op.in.w, batch, src(), dst); break;
-      case Op::Kind::kGlobalMax: GlobalMaxPool(op.in.c, op.in.h * op.in.w, batch, src(), dst); break;
-      default: break;
-    }
-    cur = dst_index;
+  for (const auto& op : ops_) RunOp(*op, input, batch, ws, &cur);
+  std::memcpy(output, Current(input, ws, cur), sizeof(float) * batch * output_size_);
+}
+
+std::vector<LayerTime> Model::Profile(const float* input, int batch, Workspace& ws, int repeats,
+                                      float* output) const {
+  assert(batch >= 0 && batch <= ws.max_batch_);
+  std::vector<LayerTime> times(ops_.size());
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const Op& op = *ops_[i];
+    times[i].layers = op.layers;
+    times[i].op = op.op_name;
+    times[i].output = op.out;
+    times[i].mflops = op.flops / 1e6;
   }
-  std::memcpy(output, src(), sizeof(float) * batch * output_size_);
+  if (batch <= 0) return times;
+  repeats = std::max(repeats, 1);
+  using Clock = std::chrono::steady_clock;
+  std::vector<Clock::duration> total(ops_.size(), Clock::duration::zero());
+  int cur = -1;
+  // Pass 0 is the untimed warm-up (caches, OpenBLAS's first-call set-up).
+  for (int pass = 0; pass <= repeats; ++pass) {
+    cur = -1;
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Clock::time_point start = Clock::now();
+      RunOp(*ops_[i], input, batch, ws, &cur);
+      if (pass > 0) total[i] += Clock::now() - start;
+    }
+  }
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    times[i].seconds = std::chrono::duration<double>(total[i]).count() / repeats;
+  }
+  if (output != nullptr) {
+    std::memcpy(output, Current(input, ws, cur), sizeof(float) * batch * output_size_);
+  }
+  return times;
 }
 
 Workspace::Workspace(const Model& model, int max_batch, bool reference)

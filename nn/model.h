@@ -16,6 +16,20 @@ namespace wavepool::nn {
 
 class Workspace;
 
+// One compiled op's cost, from Model::Profile.
+struct LayerTime {
+  // The spec layers this op computes, in spec order: a conv or dense with the
+  // batch-norm folded into it, and the dropout / flatten layers after it
+  // (they compile to nothing; ones before the first op go with that op).
+  // Every spec layer is in exactly one entry.
+  std::vector<std::string> layers;
+  // The spec's name for the op: "conv2d", "max_pool1d", "batch_norm" (not folded), ...
+  std::string op;
+  Shape output;        // per window
+  double mflops = 0;   // per window, counted as `describe` counts them (a multiply-add is 2)
+  double seconds = 0;  // mean wall time of one call of the op on the whole batch
+};
+
 class Model {
  public:
   // Validates the spec and checks every weight's presence and shape (the first
@@ -39,10 +53,22 @@ class Model {
   // given one Workspace per thread.
   void Run(const float* input, int batch, float* output, Workspace& ws) const;
 
+  // For benchmarks: Run's ops on the same data, one untimed pass then
+  // `repeats` timed ones (below 1 taken as 1), a steady-clock read around
+  // every op; one entry per op, in order. Run itself reads no clock. When
+  // `output` is given it receives what Run would write there. Same
+  // thread-safety as Run; batch 0 lists the ops with 0 seconds.
+  std::vector<LayerTime> Profile(const float* input, int batch, Workspace& ws, int repeats,
+                                 float* output = nullptr) const;
+
   struct Op;  // one compiled layer (internal)
 
  private:
   Model();
+  // One op of Run: reads the current activation (the caller's `input` while
+  // *cur < 0, else ws's buffer *cur) and leaves its result in ws's buffer *cur.
+  void RunOp(const Op& op, const float* input, int batch, Workspace& ws, int* cur) const;
+  const float* Current(const float* input, const Workspace& ws, int cur) const;
   ModelSpec spec_;
   Shape input_shape_;
   size_t output_size_ = 0;

@@ -157,6 +157,36 @@ Shape OutputShape(const LayerParams& p, const Shape& in) {
   return in;
 }
 
+double LayerFlops(const LayerParams& p, const Shape& in, const Shape& out, OpKind prev) {
+  const auto in_size = static_cast<double>(in.size());
+  switch (p.kind) {
+    case OpKind::kConv:
+      return static_cast<double>(out.size()) *
+             (2.0 * in.c * p.kernel_h * p.kernel_w + (p.bias ? 1 : 0));
+    case OpKind::kMaxPool:
+    case OpKind::kAvgPool:
+      // One compare (max) or add (average; the divide stands in for the
+      // first cell, which needs no add) per window cell.
+      return static_cast<double>(out.size()) * p.kernel_h * p.kernel_w;
+    case OpKind::kDense:
+      return static_cast<double>(out.c) * (2.0 * in_size + (p.bias ? 1 : 0));
+    case OpKind::kGlobalAvgPool:
+    case OpKind::kGlobalMaxPool:
+    case OpKind::kRelu:
+      return in_size;
+    case OpKind::kBatchNorm:
+      // Folded: free. Else a multiply and an add per value.
+      return (prev == OpKind::kConv || prev == OpKind::kDense) ? 0 : 2.0 * in_size;
+    case OpKind::kSoftmax:
+      // exp, sum, divide per value.
+      return 3.0 * in_size;
+    case OpKind::kDropout:
+    case OpKind::kFlatten:
+      break;
+  }
+  return 0;
+}
+
 std::vector<WeightSlot> WeightSlots(const ::wavepool::v1::ModelSpec& spec, const Shape& input,
                                     const std::vector<Shape>& outputs) {
   std::vector<WeightSlot> slots;

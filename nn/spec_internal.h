@@ -54,6 +54,12 @@ std::string LayerLabel(const ::wavepool::v1::LayerSpec& layer);
 // Output shape of a layer the spec validation accepted.
 Shape OutputShape(const LayerParams& p, const Shape& in);
 
+// FLOPs of one layer for one window, a multiply-add counted as 2: the count
+// describe and Model::Profile report. `prev` is the kind of the
+// spec layer directly before: a batch-norm after a conv or dense is folded
+// into it at load and costs 0.
+double LayerFlops(const LayerParams& p, const Shape& in, const Shape& out, OpKind prev);
+
 // One tensor a spec needs, in spec order (weights before biases within a layer).
 struct WeightSlot {
   enum class Role { kWeight, kBias, kBnWeight, kBnBias, kBnMean, kBnVar };
