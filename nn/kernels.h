@@ -45,6 +45,8 @@ struct Pool2dParams {
 // (frequency outer, time inner) with a strict `>`, so the first maximum wins
 // (training's backward pass routes the gradient to that cell).
 void MaxPool2d(const Pool2dParams& p, int batch, const float* in, float* out);
+// The plain scan, kept as the reference the fast path (no padding) is tested against.
+void MaxPool2dReference(const Pool2dParams& p, int batch, const float* in, float* out);
 // Divides by kernel_h * kernel_w when count_include_pad, else by the number of
 // real cells in the window.
 void AvgPool2d(const Pool2dParams& p, int batch, const float* in, float* out);

@@ -9,7 +9,9 @@
 // error bound of an n-term float sum (Higham, "Accuracy and Stability of
 // Numerical Algorithms", 2nd ed., eq. 4.4, with u = 2^-24 doubled for the
 // product roundings). Max pooling, ReLU, dropout and flatten must be exact.
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -461,6 +463,31 @@ TEST(MaxPool2d, FirstMaximumWinsTies) {
   MaxPool2d(p, 1, in, out);
   EXPECT_TRUE(std::signbit(out[0])) << "window [-0, +0] must give the first, -0";
   EXPECT_FALSE(std::signbit(out[1])) << "window [+0, -0] must give the first, +0";
+}
+
+TEST(MaxPool2d, FastPathEqualsReferenceBitForBit) {
+  // Unpadded pools take the vectorised path; it must give the reference scan's
+  // exact bits (ties between +0 and -0 included) for any kernel and stride.
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> pick(0, 4);
+  for (const auto [c, h, w, kh, kw, sh, sw] : {std::array<uint32_t, 7>{3, 7, 11, 2, 2, 2, 2},
+                                              {2, 1, 33, 1, 2, 1, 2},
+                                              {4, 9, 10, 3, 2, 2, 3},
+                                              {1, 5, 5, 5, 5, 1, 1},
+                                              {2, 6, 13, 2, 3, 3, 1}}) {
+    Pool2dParams p{c, h, w, kh, kw, sh, sw, 0, 0, false};
+    const int batch = 2;
+    std::vector<float> in(size_t{batch} * c * h * w);
+    // Few distinct values, signed zeros among them, so ties are common.
+    const float values[5] = {-0.0f, 0.0f, 1.5f, -2.0f, 1.5f};
+    for (float& v : in) v = values[pick(rng)];
+    const size_t n = size_t{batch} * c * p.out_h() * p.out_w();
+    std::vector<float> fast(n, 7.0f), ref(n, 9.0f);
+    MaxPool2d(p, batch, in.data(), fast.data());
+    MaxPool2dReference(p, batch, in.data(), ref.data());
+    ASSERT_EQ(0, std::memcmp(fast.data(), ref.data(), n * sizeof(float)))
+        << "pool " << kh << "x" << kw << " stride " << sh << "x" << sw << " on " << h << "x" << w;
+  }
 }
 
 TEST(MaxPool2d, PaddedCellsNeverWin) {
