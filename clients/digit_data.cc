@@ -176,6 +176,39 @@ void ExampleSynth::RandomEq(std::vector<float>& s) {
   }
 }
 
+namespace {
+
+// RBJ Audio EQ Cookbook shelving filter (shelf slope 1), applied in place.
+void Shelf(std::vector<float>& s, bool high, double gain_db, double corner_hz, double rate) {
+  const double A = std::pow(10.0, gain_db / 40), w0 = 2 * M_PI * corner_hz / rate;
+  const double c = std::cos(w0), alpha = std::sin(w0) / 2 * std::sqrt(2.0), r = 2 * std::sqrt(A) * alpha;
+  const double sg = high ? 1 : -1;  // the low shelf flips the cos terms' signs
+  const double b0 = A * ((A + 1) + sg * (A - 1) * c + r);
+  const double b1 = -sg * 2 * A * ((A - 1) + sg * (A + 1) * c);
+  const double b2 = A * ((A + 1) + sg * (A - 1) * c - r);
+  const double a0 = (A + 1) - sg * (A - 1) * c + r;
+  const double a1 = sg * 2 * ((A - 1) - sg * (A + 1) * c);
+  const double a2 = (A + 1) - sg * (A - 1) * c - r;
+  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+  for (float& v : s) {
+    const double x = v;
+    const double y = (b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2) / a0;
+    x2 = x1;
+    x1 = x;
+    y2 = y1;
+    y1 = y;
+    v = static_cast<float>(y);
+  }
+}
+
+}  // namespace
+
+void ExampleSynth::Shelves(std::vector<float>& s) {
+  const double rate = data_.sample_rate_hz;
+  Shelf(s, /*high=*/true, Uniform(-15, 15), Uniform(800, 2500), rate);
+  if (Uniform(0, 1) < 0.5) Shelf(s, /*high=*/false, Uniform(-10, 10), Uniform(150, 500), rate);
+}
+
 std::pair<size_t, size_t> ExampleSynth::EnergySpan(const std::vector<float>& s) {
   double total = 0;
   for (float x : s) total += static_cast<double>(x) * x;
@@ -201,6 +234,7 @@ WindowExample ExampleSynth::DigitExample(const Clip& clip) {
     s = Speed(s, Uniform(options_.speed_min, options_.speed_max));
   }
   if (aug && (options_.lowpass_prob > 0 || options_.highpass_prob > 0)) RandomEq(s);
+  if (aug && options_.shelf_prob > 0 && Uniform(0, 1) < options_.shelf_prob) Shelves(s);
   if (aug) {
     const float g = static_cast<float>(DbToGain(Uniform(options_.gain_db_min, options_.gain_db_max)));
     float peak = 0;

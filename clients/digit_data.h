@@ -46,6 +46,10 @@ struct AugmentOptions {
   // experiments, and off so the shipped model's recipe is what this code runs.
   double lowpass_prob = 0.0;
   double highpass_prob = 0.0;
+  // Random spectral tilt (Shelves): a high shelf of -15..+15 dB at 0.8-2.5 kHz
+  // and, half the time, a low shelf of -10..+10 dB at 150-500 Hz. Unlike the
+  // low/high-pass above it also brightens, as a close or cheap microphone does.
+  double shelf_prob = 0.0;
   double zero_tail_prob = 0.25;     // zeros after a cut point, as in a padded tail window
   double clip_first_prob = 0.33;    // the digit at the start, zeros after it (a lone clip)
   double neighbour_prob = 0.2;      // a fragment of another digit at the far edge
@@ -76,6 +80,7 @@ class ExampleSynth {
   WindowExample BackgroundExample();
   std::vector<float> Speed(const std::vector<float>& in, double factor);
   void RandomEq(std::vector<float>& s);
+  void Shelves(std::vector<float>& s);
   // Adds noise of the given RMS: white, pink (Kellet's filter) or brown, chosen
   // at random, over [begin, end).
   void AddNoise(std::vector<float>& w, size_t begin, size_t end, double rms);

@@ -35,6 +35,7 @@ dsp::BeatWindowOptions BeatOptions(const v1::ModelSpec& spec) {
   o.after_s = spec.beat_windowing().after_s();
   o.rr_context = spec.beat_windowing().rr_context();
   o.template_context = spec.beat_windowing().template_context();
+  o.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
   return o;
 }
 
@@ -117,6 +118,9 @@ int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::stri
   std::ofstream log(out + "/train_log.jsonl");
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> noise(0.0f, 0.02f);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const double morph_dropout = absl::GetFlag(FLAGS_ecg_morph_dropout);
+  if (!(morph_dropout >= 0 && morph_dropout < 1)) return Fail("--ecg-morph-dropout must be in [0, 1)");
   std::vector<float> inputs(static_cast<size_t>(batch) * vpb);
   std::vector<int> labels(static_cast<size_t>(batch));
   const auto start = std::chrono::steady_clock::now();
@@ -142,6 +146,10 @@ int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::stri
         const float gain = 0.8f + 0.4f * static_cast<float>(static_cast<double>(rng() >> 11) * 0x1p-53);
         const size_t w = static_cast<size_t>(bo.window_samples());
         for (size_t k = 0; k < w; ++k) dst[k] = dst[k] * gain + noise(rng);
+        if (morph_dropout > 0 && bo.rr_context && unit(rng) < morph_dropout) {
+          // The waveform channels (the lead, and the template deviation) go; the RR channels stay.
+          std::fill(dst, dst + w * (bo.template_context ? 2 : 1), 0.0f);
+        }
         labels[i] = (*train)[r].label[b];
       }
       auto stats = (*trainer)->Step(std::span(inputs.data(), n * vpb), std::span(labels.data(), n), class_weight);

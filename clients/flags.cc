@@ -47,3 +47,6 @@ ABSL_FLAG(int, digits_per_stream, 10, "eval --continuous: digits per stream");
 ABSL_FLAG(bool, verbose, false, "eval --continuous: print each stream's reference and events");
 ABSL_FLAG(bool, events_only, false, "stream: print only events (and the summary)");
 ABSL_FLAG(int, ecg_n_per_epoch, 12000, "train (ECG): N beats drawn afresh each epoch (all other classes are used every epoch)");
+ABSL_FLAG(double, ecg_morph_dropout, 0.0,
+          "train (ECG): probability of blanking a beat's waveform channels so only its RR context is "
+          "seen, which makes the network learn the rhythm cues that carry across patients");

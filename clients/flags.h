@@ -44,3 +44,4 @@ ABSL_DECLARE_FLAG(int, digits_per_stream);
 ABSL_DECLARE_FLAG(bool, verbose);
 ABSL_DECLARE_FLAG(bool, events_only);
 ABSL_DECLARE_FLAG(int, ecg_n_per_epoch);
+ABSL_DECLARE_FLAG(double, ecg_morph_dropout);

@@ -32,6 +32,8 @@
 ABSL_FLAG(double, speed_prob, 0.5, "train (digits): probability of resampling a clip's speed");
 ABSL_FLAG(double, speed_min, 0.88, "train (digits): smallest speed factor");
 ABSL_FLAG(double, speed_max, 1.12, "train (digits): largest speed factor");
+ABSL_FLAG(double, shelf_prob, 0.0,
+          "train (digits): probability of a random spectral tilt (high shelf +-15 dB, low shelf +-10 dB)");
 
 namespace wavepool::cli {
 namespace {
@@ -116,9 +118,11 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   aug.speed_prob = absl::GetFlag(FLAGS_speed_prob);
   aug.speed_min = absl::GetFlag(FLAGS_speed_min);
   aug.speed_max = absl::GetFlag(FLAGS_speed_max);
+  aug.shelf_prob = absl::GetFlag(FLAGS_shelf_prob);
   if (!(aug.speed_min > 0 && aug.speed_min <= aug.speed_max && aug.speed_max < 4)) {
     return Fail("--speed-min and --speed-max must satisfy 0 < min <= max < 4");
   }
+  if (!(aug.shelf_prob >= 0 && aug.shelf_prob <= 1)) return Fail("--shelf-prob must be in [0, 1]");
   ExampleSynth synth(*data, fo->window_length, aug, seed);
   const size_t per_epoch = data->train.size() +
       static_cast<size_t>(aug.background_fraction * static_cast<double>(data->train.size()));

@@ -167,10 +167,18 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
     if (local_mean <= 0) local_mean = long_mean;
     const double prev = beat.rr_prev_s > 0 ? beat.rr_prev_s : local_mean;
     const double next = beat.rr_next_s > 0 ? beat.rr_next_s : local_mean;
-    const float values[4] = {static_cast<float>(prev / long_mean),
-                             static_cast<float>(next / long_mean),
-                             static_cast<float>(local_mean / long_mean),
-                             static_cast<float>(long_mean)};
+    float values[4];
+    if (options_.rr_log_ratios) {
+      values[0] = static_cast<float>(std::log(prev / local_mean));
+      values[1] = static_cast<float>(std::log(next / local_mean));
+      values[2] = static_cast<float>(std::log(next / prev));
+      values[3] = static_cast<float>(std::log(local_mean / long_mean));
+    } else {
+      values[0] = static_cast<float>(prev / long_mean);
+      values[1] = static_cast<float>(next / long_mean);
+      values[2] = static_cast<float>(local_mean / long_mean);
+      values[3] = static_cast<float>(long_mean);
+    }
     for (int c = 0; c < 4; ++c) {
       std::fill(window_.begin() + (channel + c) * len, window_.begin() + (channel + c + 1) * len,
                 values[c]);

@@ -21,6 +21,9 @@ struct BeatWindowOptions {
   double after_s = 0.4;
   bool rr_context = true;
   bool template_context = false;  // a channel of beat minus the stream's template
+  // The RR channels as log ratios (prev/local, next/local, next/prev,
+  // local/long) instead of RRs over the long-term mean plus that mean.
+  bool rr_log_ratios = false;
 
   int64_t before_samples() const;
   int64_t after_samples() const;
