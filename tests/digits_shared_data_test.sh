@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # The shipped digit model on ../shared/data/fsdd (label shared_data; skipped,
 # exit 77, when the data is absent):
-#   official split (takes 0-4) accuracy >= 99% (the target, met: 99.2%),
-#   and continuous streams of the test takes through a real server with a
-#   sequence error rate <= 4%. The target is 3%; the shipped model
-#   measures 3.2% (8 deletions in 250 digits), so this bound guards against
-#   regressions and does not claim the target (see docs/digits.md).
+#   official split (takes 0-4) accuracy >= 99% (the target; version 2,
+#   served by default, measures 100%), and continuous streams of the test takes
+#   through a real server (version 0 = latest = 2) with a sequence error rate
+#   <= 3% (the target; measured 2.4%, see docs/digits.md).
 # Usage: digits_shared_data_test.sh SERVER_BIN CLI_BIN SOURCE_DIR
 set -euo pipefail
 SERVER_BIN=$1 CLI=$2 SRC=$3
@@ -16,7 +15,7 @@ cleanup() { [ -n "${PID:-}" ] && kill -TERM "$PID" 2>/dev/null; wait 2>/dev/null
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-"$CLI" eval "$SRC/models/digits/1" --data "$DATA" --split official | tee "$WORK/eval.txt"
+"$CLI" eval "$SRC/models/digits/2" --data "$DATA" --split official | tee "$WORK/eval.txt"
 acc=$(sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p' "$WORK/eval.txt")
 awk -v a="$acc" 'BEGIN { exit !(a >= 99.0) }' || fail "official-split accuracy $acc% < 99%"
 
@@ -28,5 +27,5 @@ PORT=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$WORK/server.log")
 "$CLI" eval digits --continuous --data "$DATA" --split official --server "127.0.0.1:$PORT" \
   | tee "$WORK/continuous.txt"
 ser=$(sed -n 's/^sequence error rate \([0-9.]*\)%.*/\1/p' "$WORK/continuous.txt")
-awk -v s="$ser" 'BEGIN { exit !(s <= 4.0) }' || fail "sequence error rate $ser% > 4%"
+awk -v s="$ser" 'BEGIN { exit !(s <= 3.0) }' || fail "sequence error rate $ser% > 3%"
 echo "digits_shared_data_test: accuracy $acc%, sequence error rate $ser%"
