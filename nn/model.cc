@@ -114,7 +114,9 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
   }
   if (weights.size() > slots.size()) {
     std::vector<std::string> extra;
-    for (const auto& [name, t] : weights) {
+    for (const auto& entry : weights) {
+      // Not a structured binding: clang 14 (the fuzz build) cannot capture one.
+      const std::string& name = entry.first;
       if (std::none_of(slots.begin(), slots.end(), [&](const WeightSlot& s) { return s.name == name; })) {
         extra.push_back("'" + name + "'");
       }
