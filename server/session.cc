@@ -76,6 +76,18 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
     s->pcm_scale_ = static_cast<float>(1.0 / gain);
     s->pcm_offset_ = static_cast<float>(config.baseline());
   }
+  s->max_abs_sample_ = static_cast<float>(limits.max_abs_sample);
+  if (config.encoding() == v1::INT16) {
+    // Decode's arithmetic at the two ends of the INT16 range (it is monotonic).
+    const float lo = (-32768.0f - s->pcm_offset_) * s->pcm_scale_;
+    const float hi = (32767.0f - s->pcm_offset_) * s->pcm_scale_;
+    if (!(std::fabs(lo) <= s->max_abs_sample_ && std::fabs(hi) <= s->max_abs_sample_)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adc_gain (", gain, ") and baseline (", config.baseline(), ") map INT16 samples to [",
+          lo, ", ", hi, "]; samples must stay within +-", limits.max_abs_sample,
+          " (adc_gain is ADC units per physical unit, e.g. 200 per mV)"));
+    }
+  }
   if (s->model_->beat_windows) {
     ASSIGN_OR_RETURN(s->beats_, dsp::StreamingBeatWindows::Create(s->model_->beats));
   } else {
@@ -122,10 +134,10 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
           "): channels are interleaved, so every frame needs one value per channel"));
     }
     for (size_t i = 0; i < n; ++i) {
-      if (!std::isfinite(chunk.values(static_cast<int>(i)))) {
+      if (!(std::fabs(chunk.values(static_cast<int>(i))) <= max_abs_sample_)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "values[", i, "] is ", chunk.values(static_cast<int>(i)),
-            "; samples must be finite numbers"));
+            "; samples must be finite numbers within +-", max_abs_sample_));
       }
     }
     const size_t frames = n / channels_;
@@ -175,10 +187,10 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
                             (static_cast<uint32_t>(s[3]) << 24);
       float v;
       std::memcpy(&v, &bits, sizeof v);
-      if (!std::isfinite(v)) {
+      if (!(std::fabs(v) <= max_abs_sample_)) {
         return absl::InvalidArgumentError(
             absl::StrCat("pcm sample ", f * channels_ + c, " of this chunk is ", v,
-                         "; samples must be finite numbers"));
+                         "; samples must be finite numbers within +-", max_abs_sample_));
       }
       sum += v;
     }

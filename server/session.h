@@ -26,6 +26,12 @@ struct SessionLimits {
   uint32_t max_channels = 32;
   // Samples (per channel) one chunk may carry; more is RESOURCE_EXHAUSTED.
   uint64_t max_chunk_samples = 4000000;
+  // |sample| after decoding (audio: full scale 1; ECG: millivolts). Beyond it,
+  // like NaN or Inf, is INVALID_ARGUMENT, and so is an INT16 adc_gain/baseline
+  // that maps a sample beyond it: a finite 1e35 would overflow the spectrum to
+  // Inf and every score to NaN. 1e6 keeps every front-end sum finite in float
+  // even for a 2^32-sample frame (Parseval: fft_size x frame x 1e12 < 3.4e38).
+  double max_abs_sample = 1e6;
 };
 
 // Server-wide limits on streams; each breach is RESOURCE_EXHAUSTED with the
@@ -113,6 +119,7 @@ class Session {
   v1::StreamConfig config_;
   uint32_t channels_ = 1;
   uint64_t max_chunk_samples_ = 0;
+  float max_abs_sample_ = 0;
   uint32_t top_k_ = 1;
   std::shared_ptr<const LoadedModel> model_;
   std::unique_ptr<dsp::Resampler> resampler_;

@@ -167,6 +167,14 @@ TEST_F(ServerFixture, EveryBadInputGetsItsCodeAndAnActionableMessage) {
   std::string bytes(4, '\0');
   std::memcpy(bytes.data(), &inf, 4);
   inf_pcm.mutable_samples()->set_pcm(bytes);
+  // Finite but huge: the spectrum overflowed to Inf and every score came out
+  // NaN (found by fuzz/stream_fuzzer); now refused like NaN and Inf.
+  StreamClassifyRequest huge_values = Values(std::vector<float>{0.1f, 1e30f});
+  StreamClassifyRequest huge_pcm;
+  const float huge = 1e35f;
+  std::string huge_bytes(4, '\0');
+  std::memcpy(huge_bytes.data(), &huge, 4);
+  huge_pcm.mutable_samples()->set_pcm(huge_bytes);
   StreamClassifyRequest odd_pcm;
   odd_pcm.mutable_samples()->set_pcm(std::string(6, '\0'));
   StreamClassifyRequest both = Values(std::vector<float>{0.1f});
@@ -204,6 +212,23 @@ TEST_F(ServerFixture, EveryBadInputGetsItsCodeAndAnActionableMessage) {
       {"nan value", {Config("small", 8000), nan_values}, grpc::StatusCode::INVALID_ARGUMENT,
        "values[1]"},
       {"inf pcm", {Config("small", 8000), inf_pcm}, grpc::StatusCode::INVALID_ARGUMENT, "finite"},
+      {"huge value", {Config("small", 8000), huge_values}, grpc::StatusCode::INVALID_ARGUMENT,
+       "values[1] is 1e+30; samples must be finite numbers within +-1e+06"},
+      {"huge pcm", {Config("small", 8000), huge_pcm}, grpc::StatusCode::INVALID_ARGUMENT,
+       "within +-1e+06"},
+      {"int16 adc_gain maps beyond the sample range",
+       {config([](v1::StreamConfig* c) {
+         c->set_encoding(v1::INT16);
+         c->set_adc_gain(1e-30);
+       })},
+       grpc::StatusCode::INVALID_ARGUMENT, "adc_gain (1e-30)"},
+      {"int16 baseline maps beyond the sample range",
+       {config([](v1::StreamConfig* c) {
+         c->set_encoding(v1::INT16);
+         c->set_adc_gain(200);
+         c->set_baseline(1e300);
+       })},
+       grpc::StatusCode::INVALID_ARGUMENT, "baseline (1e+300)"},
       {"both pcm and values", {Config("small", 8000), both}, grpc::StatusCode::INVALID_ARGUMENT,
        "not both"},
       {"neither pcm nor values", {Config("small", 8000), neither},
