@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "nn/describe.h"
 #include "nn/front_end.h"
+#include "server/event_detector.h"
 #include "util/status_macros.h"
 
 namespace wavepool::server {
@@ -66,6 +67,13 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRepository::LoadVersion(
   } else {
     ASSIGN_OR_RETURN(loaded->features, nn::FeatureOptionsFromSpec(spec));
     front_end_values = loaded->features.window_values();
+    // Every stream builds an EventDetector from the spec: a bad events section
+    // is this version's load error, not each client's INVALID_ARGUMENT later
+    // (found by fuzz/spec_fuzzer).
+    if (absl::StatusOr<EventDetector> events = EventDetector::Create(spec); !events.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dir, "/spec.json: ", events.status().message()));
+    }
   }
   if (model->input_size() != front_end_values) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -444,5 +444,24 @@ TEST(ModelRepository, ABrokenModelIsReportedAndNeverTakesTheOthersDown) {
   std::filesystem::remove_all(root);
 }
 
+TEST(ModelRepository, AnEventsSectionNamingNoLabelIsALoadError) {
+  // Found by fuzz/spec_fuzzer: such a spec loaded and was served, and then
+  // every stream on it failed with INVALID_ARGUMENT, as if the client erred.
+  const auto root = MakeTempDir("wavepool-events");
+  std::string spec = SmallSpecJson("noisy", 1);
+  spec.insert(spec.rfind('}'), R"(, "events": {"backgroundLabels": ["silence"]})");
+  WriteModel(root, spec, 1);
+  auto repo = server::ModelRepository::Open(root.string());
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_TRUE((*repo)->List().empty());
+  ASSERT_EQ((*repo)->load_errors().size(), 1u);
+  const absl::Status& error = (*repo)->load_errors()[0].status;
+  EXPECT_EQ(error.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(error.message().find("spec.json: events.backgroundLabels names \"silence\""),
+            std::string::npos)
+      << error;
+  std::filesystem::remove_all(root);
+}
+
 }  // namespace
 }  // namespace wavepool::testing
