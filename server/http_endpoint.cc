@@ -313,9 +313,16 @@ class Loop {
 
   void Read(Connection& c) {
     char buf[4096];
+    // A client may send its request and half-close at once (shutdown(SHUT_WR),
+    // `nc -N`): the end of its stream then arrives in the same read as the
+    // request, which must still be answered (found by fuzz/http_fuzzer).
+    bool client_done = false;
     while (true) {
       const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
-      if (n == 0) return Close(c);  // the client gave up before a whole request
+      if (n == 0) {
+        client_done = true;
+        break;
+      }
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         if (errno == EINTR) continue;
@@ -348,6 +355,7 @@ class Loop {
                               absl::StrCat("request line + headers exceed ",
                                            options_.max_header_bytes, " bytes\n")));
     }
+    if (client_done) return Close(c);  // the client gave up before a whole request
   }
 
   void Respond(Connection& c, std::string response) {

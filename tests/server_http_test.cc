@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <future>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -42,6 +43,8 @@ class Client {
   }
   ~Client() { close(fd_); }
   bool connected() const { return connected_; }
+  // Ends the client's sending side (the server reads end of stream).
+  void ShutdownWrite() { shutdown(fd_, SHUT_WR); }
 
   bool Send(std::string_view bytes) {
     while (!bytes.empty()) {
@@ -224,6 +227,37 @@ TEST(HttpEndpoint, RequestArrivingInPiecesIsAssembled) {
     ASSERT_TRUE(c.Send(piece));
   }
   EXPECT_THAT(c.ReadAll(), StartsWith("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST(HttpEndpoint, ClientThatHalfClosesAfterItsRequestGetsTheResponse) {
+  // Found by fuzz/http_fuzzer: when a whole request and the end of the
+  // client's stream (shutdown(SHUT_WR), `nc -N`) were both waiting by the time
+  // the endpoint read, it closed the connection unanswered. A scrape whose
+  // callback holds the endpoint's thread makes them both wait.
+  std::promise<void> in_callback, release;
+  std::shared_future<void> released = release.get_future().share();
+  HttpEndpointOptions o;
+  o.address = "127.0.0.1:0";
+  o.metrics = [&] {
+    in_callback.set_value();
+    released.wait();
+    return std::string("up 1\n");
+  };
+  absl::StatusOr<std::unique_ptr<HttpEndpoint>> ep = HttpEndpoint::Start(std::move(o));
+  ASSERT_TRUE(ep.ok()) << ep.status();
+  const int port = (*ep)->port();
+  std::thread scrape([port] { EXPECT_THAT(Get(port, "/metrics"), StartsWith("HTTP/1.1 200 OK")); });
+  in_callback.get_future().wait();
+  Client whole(port), partial(port);
+  ASSERT_TRUE(whole.connected() && partial.connected());
+  ASSERT_TRUE(whole.Send("GET /healthz HTTP/1.0\r\n\r\n"));
+  whole.ShutdownWrite();
+  ASSERT_TRUE(partial.Send("GET /healthz HTTP/1.0\r\n"));
+  partial.ShutdownWrite();
+  release.set_value();
+  EXPECT_THAT(whole.ReadAll(), StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_EQ(partial.ReadAll(), "");  // half a request, then the end: closed, no answer
+  scrape.join();
 }
 
 TEST(HttpEndpoint, SilentClientDoesNotBlockTheNextRequest) {
