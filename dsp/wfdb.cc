@@ -479,7 +479,9 @@ std::vector<float> WfdbRecord::Physical(int signal) const {
   const size_t frames = static_cast<size_t>(this->frames());
   out.reserve(frames);
   for (size_t i = 0; i < frames; ++i) {
-    const int v = adc[i * static_cast<size_t>(n) + static_cast<size_t>(signal)];
+    // In double: the header's baseline is any int, and v - baseline in int
+    // overflows for one near INT_MIN or INT_MAX (found by fuzz/wfdb_record_fuzzer).
+    const double v = adc[i * static_cast<size_t>(n) + static_cast<size_t>(signal)];
     out.push_back(static_cast<float>((v - info.baseline) / gain));
   }
   return out;

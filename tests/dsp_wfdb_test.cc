@@ -480,6 +480,23 @@ TEST(ReadWfdbRecord, ReadsRecordVerifiesChecksumsAndConvertsUnits) {
   EXPECT_EQ(std::vector<int>(whole->adc.begin(), whole->adc.end()), t.samples);
 }
 
+TEST(ReadWfdbRecord, PhysicalUnitsWithExtremeBaselinesDoNotOverflow) {
+  // Found by fuzz/wfdb_record_fuzzer: Physical computed adc - baseline in int,
+  // which overflows (undefined) for a baseline near INT_MIN or INT_MAX.
+  TinyRecord t;
+  t.Write("r 2 500 3\nr.dat 212 200(-2147483648) 12 0 100\nr.dat 212 0.5(2147483647) 12 0 -100\n",
+          Pack212(t.samples));
+  absl::StatusOr<WfdbRecord> rec = ReadWfdbRecord(t.dir + "/r");
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  // (adc - baseline) / gain, the differences exact in double.
+  EXPECT_EQ(rec->Physical(0), (std::vector<float>{static_cast<float>((100 + 2147483648.0) / 200),
+                                                  static_cast<float>((2047 + 2147483648.0) / 200),
+                                                  static_cast<float>((0 + 2147483648.0) / 200)}));
+  EXPECT_EQ(rec->Physical(1), (std::vector<float>{static_cast<float>((-100 - 2147483647.0) / 0.5),
+                                                  static_cast<float>((-2048 - 2147483647.0) / 0.5),
+                                                  static_cast<float>((5 - 2147483647.0) / 0.5)}));
+}
+
 TEST(ReadWfdbRecord, UnsupportedLayoutsAreUnimplementedOrRejected) {
   TinyRecord t;
   struct Case {
