@@ -455,7 +455,7 @@ TEST(ModelRepository, AnEventsSectionNamingNoLabelIsALoadError) {
   ASSERT_TRUE(repo.ok()) << repo.status();
   EXPECT_TRUE((*repo)->List().empty());
   ASSERT_EQ((*repo)->load_errors().size(), 1u);
-  const absl::Status& error = (*repo)->load_errors()[0].status;
+  const absl::Status error = (*repo)->load_errors()[0].status;  // load_errors() returns a copy
   EXPECT_EQ(error.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(error.message().find("spec.json: events.backgroundLabels names \"silence\""),
             std::string::npos)
