@@ -106,6 +106,16 @@ Scale XScale(const LinePlot& plot) {
   return sc;
 }
 
+// The document's opening: white background and the title, kWidth wide.
+std::string SvgOpen(double height, const std::string& title) {
+  return absl::StrFormat(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+      "<text x=\"%.0f\" y=\"28\" font-size=\"14\">%s</text>\n",
+      kWidth, height, kLeft, Escape(title));
+}
+
 }  // namespace
 
 std::string LinePlotSvg(const LinePlot& plot) {
@@ -113,12 +123,7 @@ std::string LinePlotSvg(const LinePlot& plot) {
   const double height =
       kTop + plot.panels.size() * kPanelHeight +
       (plot.panels.empty() ? 0 : (plot.panels.size() - 1) * kPanelGap) + kBottom;
-  std::string svg = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-      "<text x=\"%.0f\" y=\"28\" font-size=\"14\">%s</text>\n",
-      kWidth, height, kLeft, Escape(plot.title));
+  std::string svg = SvgOpen(height, plot.title);
   const Scale xs = XScale(plot);
   for (size_t p = 0; p < plot.panels.size(); ++p) {
     const PlotPanel& panel = plot.panels[p];
@@ -185,19 +190,14 @@ std::string LinePlotSvg(const LinePlot& plot) {
 
 std::string BarPlotSvg(const BarPlot& plot) {
   const double plot_w = kWidth - kBarLeft - kBarRight;
-  const auto panel_height = [](const BarPanel& p) {
-    const double row = std::max<size_t>(p.series.size(), 1) * kBarHeight + kRowGap;
-    return p.categories.size() * row + kRowGap;
+  const auto row_height = [](const BarPanel& p) {
+    return std::max<size_t>(p.series.size(), 1) * kBarHeight + kRowGap;
   };
+  const auto panel_height = [&](const BarPanel& p) { return p.categories.size() * row_height(p) + kRowGap; };
   // Per panel: a title line, the bars, the axis ticks and label below.
   double height = kTop + kBottom - kBarPanelGap;
   for (const BarPanel& p : plot.panels) height += 20 + panel_height(p) + kBarPanelGap;
-  std::string svg = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-      "<text x=\"%.0f\" y=\"28\" font-size=\"14\">%s</text>\n",
-      kWidth, height, kLeft, Escape(plot.title));
+  std::string svg = SvgOpen(height, plot.title);
   double top = kTop;
   for (const BarPanel& panel : plot.panels) {
     absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">%s</text>\n",
@@ -230,7 +230,7 @@ std::string BarPlotSvg(const BarPlot& plot) {
                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
                           kBarLeft, top, kBarLeft, bottom, kBarLeft + plot_w / 2, bottom + 34,
                           Escape(plot.value_label));
-    const double row_h = std::max<size_t>(panel.series.size(), 1) * kBarHeight + kRowGap;
+    const double row_h = row_height(panel);
     for (size_t c = 0; c < panel.categories.size(); ++c) {
       const double row_top = top + kRowGap + c * row_h;
       absl::StrAppendFormat(&svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",

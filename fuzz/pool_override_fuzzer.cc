@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fuzz/fuzz_util.h"
-#include "fuzz/small_model.h"
+#include "tests/small_spec.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nn/describe.h"
 #include "nn/spec.h"
@@ -30,7 +30,7 @@ const std::vector<nn::ModelSpec>& BaseSpecs() {
       if (!s.ok()) Fail(s.status().ToString());
       out.push_back(*std::move(s));
     }
-    absl::StatusOr<nn::ModelSpec> small = nn::ParseSpecJson(SmallSpecJson("small", 1));
+    absl::StatusOr<nn::ModelSpec> small = nn::ParseSpecJson(testing::SmallSpecJson("small", 1));
     if (!small.ok()) Fail(small.status().ToString());
     out.push_back(*std::move(small));
     return out;

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fuzz/fuzz_util.h"
-#include "fuzz/small_model.h"
+#include "tests/small_spec.h"
 #include "nn/model.h"
 #include "nn/safetensors.h"
 #include "nn/spec.h"
@@ -18,7 +18,7 @@ namespace {
 
 const nn::ModelSpec& Spec() {
   static const nn::ModelSpec spec = [] {
-    absl::StatusOr<nn::ModelSpec> s = nn::ParseSpecJson(SmallSpecJson("small", 1));
+    absl::StatusOr<nn::ModelSpec> s = nn::ParseSpecJson(testing::SmallSpecJson("small", 1));
     if (!s.ok()) Fail(s.status().ToString());
     return *std::move(s);
   }();

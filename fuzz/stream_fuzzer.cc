@@ -40,7 +40,7 @@
 #include "dsp/wav.h"
 #include "dsp/wfdb.h"
 #include "fuzz/fuzz_util.h"
-#include "fuzz/small_model.h"
+#include "tests/small_spec.h"
 #include "google/protobuf/stubs/logging.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "nn/safetensors.h"
@@ -79,7 +79,7 @@ void CopyModel(const std::filesystem::path& repo, const std::string& name, int v
 }
 
 void WriteSmallModel(const std::filesystem::path& repo) {
-  absl::StatusOr<nn::ModelSpec> spec = nn::ParseSpecJson(SmallSpecJson("small", 1));
+  absl::StatusOr<nn::ModelSpec> spec = nn::ParseSpecJson(testing::SmallSpecJson("small", 1));
   if (!spec.ok()) Fail(spec.status().ToString());
   absl::StatusOr<nn::TensorMap> weights = nn::InitWeights(*spec, 11);
   if (!weights.ok()) Fail(weights.status().ToString());

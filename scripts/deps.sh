@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything Wavepool needs to build and test, from Debian bookworm
 # packages only. Used by the README's commands, by .ci/run and by
-# deploy/Dockerfile, so all three build on the same packages.
+# deploy/Dockerfile, so all three build on the same packages. Extra package
+# names given as arguments are installed too, if missing (scripts/fuzz.sh,
+# scripts/test-tools.sh).
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -10,6 +12,7 @@ BUILD_PACKAGES=(
   libabsl-dev libfftw3-dev libsndfile1-dev libsoxr-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+BUILD_PACKAGES+=("$@")
 
 missing=()
 for p in "${BUILD_PACKAGES[@]}"; do

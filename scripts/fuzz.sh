@@ -22,20 +22,8 @@ ALL_TARGETS=(spec_fuzzer pool_override_fuzzer safetensors_fuzzer wav_fuzzer wfdb
   wfdb_annotations_fuzzer server_config_fuzzer auth_fuzzer http_fuzzer stream_fuzzer)
 read -r -a TARGETS <<< "${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 
-bash scripts/deps.sh
 # clang-14 and its runtime libraries (libFuzzer, the sanitizers), Debian bookworm.
-FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
-missing=()
-for p in "${FUZZ_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+bash scripts/deps.sh clang-14 libclang-rt-14-dev
 
 # Debug at -O1: assertions on, fast enough to fuzz. Only the libraries the
 # targets link are built (no tests, benchmarks or CLI).

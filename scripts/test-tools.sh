@@ -10,16 +10,7 @@ cd "$(dirname "$0")/.."
 TEST_PACKAGES=(yamllint python3-yaml openssl)
 # podman-compose: tests/deploy_test.sh reads deploy/compose.yaml with it (--dry-run).
 TEST_PACKAGES+=(podman-compose)
-missing=()
-for p in "${TEST_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+bash scripts/deps.sh "${TEST_PACKAGES[@]}"
 # Schema validation of deploy/ (tests/deploy_test.sh): validators generated
 # from the Kubernetes 1.27 OpenAPI definitions (kubernetes-models 4.4.2; the
 # Prometheus Operator's for the ServiceMonitor), the Compose spec's JSON

@@ -1,17 +1,16 @@
-// The small fixed-window model the server tests use (tests/server_test_util.h,
-// SmallSpecJson): 8 kHz, 100 ms windows with a 50 ms hop, 16 mel bands, one
-// 3x3 conv, 2x2 max pooling, global pooling and a dense layer to labels a, b, c.
-// Cheap enough to run thousands of windows per second under the sanitizers.
+// The small fixed-window model spec the server tests and the fuzz targets
+// share. Header-only and free of gtest and gRPC, so fuzz/ can include it.
 #pragma once
 
 #include <string>
 
-namespace wavepool::fuzz {
+namespace wavepool::testing {
 
+// A small fixed-window model: 8 kHz, window 800 samples (100 ms), hop 400,
+// frames 160/80 (9 frames per window), 16 mel bands, labels a, b, c.
 inline std::string SmallSpecJson(const std::string& name, int version) {
   return R"({
-  "name": ")" +
-         name + R"(", "version": ")" + std::to_string(version) + R"(",
+  "name": ")" + name + R"(", "version": ")" + std::to_string(version) + R"(",
   "kind": "FIXED_WINDOWS", "sampleRateHz": 8000,
   "windowing": {"lengthSamples": 800, "hopSamples": 400},
   "frontEnd": {"stft": {"frameLength": 160, "frameHop": 80, "fftSize": 256, "window": "HANN"},
@@ -28,4 +27,4 @@ inline std::string SmallSpecJson(const std::string& name, int version) {
 })";
 }
 
-}  // namespace wavepool::fuzz
+}  // namespace wavepool::testing
