@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
       "  init-model --spec S --seed N --out DIR   write seeded untrained weights\n"
       "  train --spec S --data DIR --out DIR [--split official|speaker:NAME|all]\n"
       "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
+      "  sweep --spec S --data DIR --out DIR [--time-strides 1,2,3] [--freq-strides 1,2,3]\n"
+      "        [--pool-kinds max,avg,conv]   train a model per pooling choice, plot accuracy vs cost\n"
       "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"
       "        [--sweep 1,10,100] [--plot FILE.svg]   load test: latency percentiles, windows/s\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   if (command == "init-model") return wavepool::cli::RunInitModel(args);
   if (command == "train") return wavepool::cli::RunTrain(common, args);
   if (command == "eval") return wavepool::cli::RunEval(common, args);
+  if (command == "sweep") return wavepool::cli::RunSweep(common, args);
   if (command == "bench") return wavepool::cli::RunBench(common, args);
   std::fprintf(stderr, "wavepool: unknown command \"%s\"\n%s\n", command.c_str(),
                absl::ProgramUsageMessage().data());

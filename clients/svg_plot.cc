@@ -255,4 +255,106 @@ std::string BarPlotSvg(const BarPlot& plot) {
   return svg;
 }
 
+namespace {
+
+// Nice ticks (1/2/5 steps) over [lo, hi], widened to whole steps.
+Scale SpanScale(double lo, double hi, bool log, std::vector<double>* ticks) {
+  Scale sc;
+  sc.log = log;
+  if (log) {
+    const int d0 = static_cast<int>(std::floor(std::log10(lo)));
+    int d1 = static_cast<int>(std::ceil(std::log10(hi)));
+    if (d1 <= d0) d1 = d0 + 1;
+    sc.lo = std::pow(10.0, d0);
+    sc.hi = std::pow(10.0, d1);
+    for (int d = d0; d <= d1; ++d) {
+      for (const double m : {1.0, 2.0, 5.0}) {
+        const double t = m * std::pow(10.0, d);
+        if (t >= sc.lo && t <= sc.hi && (m == 1 || d1 - d0 <= 2)) ticks->push_back(t);
+      }
+    }
+    return sc;
+  }
+  if (hi <= lo) lo -= 1, hi += 1;
+  const double raw = (hi - lo) / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  const double step = raw / mag <= 1 ? mag : raw / mag <= 2 ? 2 * mag : raw / mag <= 5 ? 5 * mag
+                                                                                : 10 * mag;
+  sc.lo = step * std::floor(lo / step);
+  sc.hi = step * std::ceil(hi / step);
+  if (sc.hi <= sc.lo) sc.hi = sc.lo + step;
+  for (double t = sc.lo; t <= sc.hi + step / 2; t += step) ticks->push_back(t);
+  return sc;
+}
+
+}  // namespace
+
+std::string ScatterPlotSvg(const ScatterPlot& plot) {
+  const double plot_w = kWidth - kLeft - kRight;
+  const double height = kTop + plot.panels.size() * kPanelHeight +
+      (plot.panels.empty() ? 0 : (plot.panels.size() - 1) * kPanelGap) + kBottom;
+  std::string svg = SvgOpen(height, plot.title);
+  for (size_t p = 0; p < plot.panels.size(); ++p) {
+    const ScatterPanel& panel = plot.panels[p];
+    const double top = kTop + p * (kPanelHeight + kPanelGap), bottom = top + kPanelHeight;
+    double xlo = std::numeric_limits<double>::infinity(), xhi = -xlo, ylo = xlo, yhi = -xlo;
+    for (const ScatterSeries& s : panel.series) {
+      for (const ScatterPoint& pt : s.points) {
+        if (!Plottable(pt.x, panel.log_x) || !std::isfinite(pt.y)) continue;
+        xlo = std::min(xlo, pt.x), xhi = std::max(xhi, pt.x);
+        ylo = std::min(ylo, pt.y), yhi = std::max(yhi, pt.y);
+      }
+    }
+    if (!std::isfinite(xlo)) xlo = 1, xhi = 10, ylo = 0, yhi = 1;
+    std::vector<double> xticks, yticks;
+    const Scale xs = SpanScale(xlo, xhi, panel.log_x, &xticks);
+    const Scale ys = SpanScale(ylo, yhi, false, &yticks);
+    const auto px = [&](double x) { return kLeft + xs.Map(x) * plot_w; };
+    const auto py = [&](double y) { return bottom - ys.Map(y) * kPanelHeight; };
+    absl::StrAppendFormat(&svg,
+                          "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+                          "fill=\"none\" stroke=\"#444\"/>\n",
+                          kLeft, top, plot_w, kPanelHeight);
+    for (const double t : yticks) {
+      absl::StrAppendFormat(&svg,
+                            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                            "stroke=\"#ddd\"/>\n"
+                            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
+                            kLeft, py(t), kLeft + plot_w, py(t), kLeft - 6, py(t) + 4, Number(t));
+    }
+    for (const double t : xticks) {
+      absl::StrAppendFormat(&svg,
+                            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                            "stroke=\"#eee\"/>\n"
+                            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
+                            px(t), top, px(t), bottom, px(t), bottom + 16, Number(t));
+    }
+    absl::StrAppendFormat(&svg,
+                          "<text x=\"18\" y=\"%.1f\" text-anchor=\"middle\" "
+                          "transform=\"rotate(-90 18 %.1f)\">%s</text>\n"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s%s</text>\n",
+                          (top + bottom) / 2, (top + bottom) / 2, Escape(panel.y_label),
+                          kLeft + plot_w / 2, bottom + 34, Escape(panel.x_label),
+                          panel.log_x ? " (log)" : "");
+    for (size_t s = 0; s < panel.series.size(); ++s) {
+      const ScatterSeries& series = panel.series[s];
+      for (const ScatterPoint& pt : series.points) {
+        if (!Plottable(pt.x, panel.log_x) || !std::isfinite(pt.y)) continue;
+        absl::StrAppendFormat(&svg,
+                              "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n"
+                              "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#333\">%s"
+                              "</text>\n",
+                              px(pt.x), py(pt.y), Escape(series.color), px(pt.x) + 6,
+                              py(pt.y) - 5, Escape(pt.label));
+      }
+      const double lx = kLeft + plot_w - 90, ly = top + 16 + 16 * s;
+      absl::StrAppendFormat(&svg,
+                            "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n"
+                            "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                            lx, ly - 4, Escape(series.color), lx + 10, ly, Escape(series.name));
+    }
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
 }  // namespace wavepool::cli

@@ -51,4 +51,33 @@ struct BarPlot {
 // labelled with its value.
 std::string BarPlotSvg(const BarPlot& plot);
 
+// Scatter panels stacked vertically, each with its own x axis (linear or log10)
+// and a y axis spanning the data (not from 0: accuracies sit near the top).
+// Each point carries a short label drawn beside it; series share colours and
+// one legend per panel. Used by `wavepool sweep` (accuracy vs cost).
+struct ScatterPoint {
+  double x = 0, y = 0;
+  std::string label;
+};
+
+struct ScatterSeries {
+  std::string name;
+  std::string color;
+  std::vector<ScatterPoint> points;  // non-finite (or x <= 0 on a log axis) = skipped
+};
+
+struct ScatterPanel {
+  std::string x_label, y_label;
+  bool log_x = false;
+  std::vector<ScatterSeries> series;
+};
+
+struct ScatterPlot {
+  std::string title;
+  std::vector<ScatterPanel> panels;
+};
+
+// A complete standalone SVG document (text is XML-escaped).
+std::string ScatterPlotSvg(const ScatterPlot& plot);
+
 }  // namespace wavepool::cli

@@ -17,6 +17,7 @@
 #include "clients/confusion.h"
 #include "clients/digit_data.h"
 #include "clients/digit_eval.h"
+#include "clients/digit_train.h"
 #include "clients/flags.h"
 #include "clients/train_common.h"
 #include "dsp/log_mel.h"
@@ -90,23 +91,16 @@ absl::StatusOr<ClipScores> ScoreClips(const nn::Model& model, const dsp::Feature
   return out;
 }
 
-int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) {
-  if (!args.empty()) return Fail("train takes flags only: --spec, --data, --out, ...");
-  const std::string spec_path = absl::GetFlag(FLAGS_spec);
-  const std::string data_dir = absl::GetFlag(FLAGS_data);
-  const std::string out = absl::GetFlag(FLAGS_out);
-  if (spec_path.empty() || data_dir.empty() || out.empty()) {
-    return Fail("train needs --spec SPEC.json --data DIR --out models/NAME/VERSION");
-  }
-  absl::StatusOr<v1::ModelSpec> spec = nn::ReadSpecFile(spec_path);
-  if (!spec.ok()) return Fail(std::string(spec.status().message()));
-  if (spec->kind() == v1::BEAT_WINDOWS) return RunTrainEcg(common, *spec, data_dir, out);
-  if (auto s = CheckDigitLabels(*spec); !s.ok()) return Fail(std::string(s.message()));
-  absl::StatusOr<dsp::FeatureWindowOptions> fo = nn::FeatureOptionsFromSpec(*spec);
-  if (!fo.ok()) return Fail(std::string(fo.status().message()));
+absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
+                                                 v1::ModelSpec spec,
+                                                 const std::string& data_dir,
+                                                 const std::string& out) {
+  if (auto s = CheckDigitLabels(spec); !s.ok()) return s;
+  absl::StatusOr<dsp::FeatureWindowOptions> fo = nn::FeatureOptionsFromSpec(spec);
+  if (!fo.ok()) return fo.status();
   const std::string split = absl::GetFlag(FLAGS_split);
-  absl::StatusOr<DigitData> data = LoadDigitData(data_dir, split, spec->sample_rate_hz());
-  if (!data.ok()) return Fail(std::string(data.status().message()));
+  absl::StatusOr<DigitData> data = LoadDigitData(data_dir, split, spec.sample_rate_hz());
+  if (!data.ok()) return data.status();
   std::printf("data: %zu train clips, %zu test clips (split %s)\n", data->train.size(),
               data->test.size(), split.c_str());
 
@@ -120,22 +114,27 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   aug.speed_max = absl::GetFlag(FLAGS_speed_max);
   aug.shelf_prob = absl::GetFlag(FLAGS_shelf_prob);
   if (!(aug.speed_min > 0 && aug.speed_min <= aug.speed_max && aug.speed_max < 4)) {
-    return Fail("--speed-min and --speed-max must satisfy 0 < min <= max < 4");
+    return absl::InvalidArgumentError(
+        "--speed-min and --speed-max must satisfy 0 < min <= max < 4");
   }
-  if (!(aug.shelf_prob >= 0 && aug.shelf_prob <= 1)) return Fail("--shelf-prob must be in [0, 1]");
+  if (!(aug.shelf_prob >= 0 && aug.shelf_prob <= 1)) {
+    return absl::InvalidArgumentError("--shelf-prob must be in [0, 1]");
+  }
   ExampleSynth synth(*data, fo->window_length, aug, seed);
   const size_t per_epoch = data->train.size() +
       static_cast<size_t>(aug.background_fraction * static_cast<double>(data->train.size()));
 
   const nn::TrainOptions to = TrainOptionsFromFlags(epochs, batch, per_epoch, seed);
-  absl::StatusOr<nn::TensorMap> init = nn::InitWeights(*spec, seed);
-  if (!init.ok()) return Fail(std::string(init.status().message()));
-  auto trainer = nn::Trainer::Create(*spec, *init, to);
-  if (!trainer.ok()) return Fail(std::string(trainer.status().message()));
+  absl::StatusOr<nn::TensorMap> init = nn::InitWeights(spec, seed);
+  if (!init.ok()) return init.status();
+  auto trainer = nn::Trainer::Create(spec, *init, to);
+  if (!trainer.ok()) return trainer.status();
 
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
-  if (ec) return Fail(absl::StrCat("cannot create ", out, ": ", ec.message()));
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create ", out, ": ", ec.message()));
+  }
   std::ofstream log(out + "/train_log.jsonl");
   const size_t bands = fo->log_mel.num_bands, frames = fo->frames_per_window();
   const size_t in_size = (*trainer)->input_size();
@@ -154,7 +153,7 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
         bool padded = false;
         auto w = dsp::FeatureWindows(*fo, examples[b0 + i].samples, &padded);
         if (!w.ok() || w->size() != 1 || padded) {
-          return Fail("an example did not make exactly one window; check windowing");
+          return absl::InternalError("an example did not make exactly one window; check windowing");
         }
         if (aug.enabled) SpecAugment(aug, bands, frames, synth.rng(), (*w)[0]);
         std::copy((*w)[0].begin(), (*w)[0].end(), inputs.begin() + static_cast<long>(i * in_size));
@@ -162,7 +161,7 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
       }
       auto stats = (*trainer)->Step(std::span(inputs.data(), n * in_size),
                                     std::span(labels.data(), n), nullptr);
-      if (!stats.ok()) return Fail(std::string(stats.status().message()));
+      if (!stats.ok()) return stats.status();
       loss_sum += stats->loss * static_cast<double>(n);
       correct += stats->correct;
       seen += static_cast<int>(n);
@@ -172,10 +171,10 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
     const bool eval_now = !data->test.empty() &&
         (epoch == epochs || epoch % std::max(1, absl::GetFlag(FLAGS_eval_every)) == 0);
     if (eval_now) {
-      auto model = nn::Model::Create(*spec, (*trainer)->Weights());
-      if (!model.ok()) return Fail(std::string(model.status().message()));
+      auto model = nn::Model::Create(spec, (*trainer)->Weights());
+      if (!model.ok()) return model.status();
       auto scores = ScoreClips(**model, *fo, data->test);
-      if (!scores.ok()) return Fail(std::string(scores.status().message()));
+      if (!scores.ok()) return scores.status();
       test_accuracy = scores->Accuracy();
     }
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -195,7 +194,7 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
     log.flush();
   }
 
-  v1::Provenance* p = spec->mutable_provenance();
+  v1::Provenance* p = spec.mutable_provenance();
   SetProvenance(common, data_dir,
                 split == "official" ? "official: takes 5-49 train, 0-4 test"
                                     : split == "all" ? "all takes train" : split + " held out",
@@ -203,11 +202,31 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   (*p->mutable_metrics())["train_loss"] = train_loss;
   (*p->mutable_metrics())["train_accuracy"] = train_accuracy;
   if (test_accuracy >= 0) (*p->mutable_metrics())["test_accuracy"] = test_accuracy;
-  if (absl::Status s = SaveTrainedModel(out, *spec, (*trainer)->Weights()); !s.ok()) {
-    return Fail(std::string(s.message()));
+  if (absl::Status s = SaveTrainedModel(out, spec, (*trainer)->Weights()); !s.ok()) {
+    return s;
   }
   std::printf("wrote %s (test accuracy %s)\n", out.c_str(),
               test_accuracy >= 0 ? absl::StrFormat("%.2f%%", 100 * test_accuracy).c_str() : "n/a");
+  DigitTrainResult result;
+  result.test_accuracy = test_accuracy;
+  result.train_accuracy = train_accuracy;
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) {
+  if (!args.empty()) return Fail("train takes flags only: --spec, --data, --out, ...");
+  const std::string spec_path = absl::GetFlag(FLAGS_spec);
+  const std::string data_dir = absl::GetFlag(FLAGS_data);
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (spec_path.empty() || data_dir.empty() || out.empty()) {
+    return Fail("train needs --spec SPEC.json --data DIR --out models/NAME/VERSION");
+  }
+  absl::StatusOr<v1::ModelSpec> spec = nn::ReadSpecFile(spec_path);
+  if (!spec.ok()) return Fail(std::string(spec.status().message()));
+  if (spec->kind() == v1::BEAT_WINDOWS) return RunTrainEcg(common, *spec, data_dir, out);
+  absl::StatusOr<DigitTrainResult> result = TrainDigitModel(common, *spec, data_dir, out);
+  if (!result.ok()) return Fail(std::string(result.status().message()));
   return 0;
 }
 

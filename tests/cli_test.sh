@@ -72,6 +72,21 @@ grep -q '"command": "wavepool train --spec' "$WORK/trained/spec.json" || fail "p
 grep -q "^accuracy .* of 20)" "$WORK/eval.txt" || { cat "$WORK/eval.txt"; fail "eval report"; }
 grep -q "<svg" "$WORK/cm.svg" || fail "confusion svg"
 
+# A pooling sweep on the committed clips (seconds): one model per valid point,
+# an invalid point reported with the validator's reason, the table, JSON lines
+# and chart written; a second run reuses the trained models.
+SWEEP=("$CLI" sweep --spec "$SRC/specs/digits.json" --data "$SRC/tests/data/fsdd"
+  --split speaker:jackson --epochs 1 --batch-size 16 --time-strides 2,4 --freq-strides 2,4
+  --pool-kinds max,avg --latency-runs 3 --out "$WORK/sweep")
+"${SWEEP[@]}" >"$WORK/sweep.txt" 2>&1 || { cat "$WORK/sweep.txt"; fail "sweep"; }
+[ "$(wc -l <"$WORK/sweep/sweep.jsonl")" = 8 ] || fail "sweep: 8 points"
+[ "$(grep -c '"invalid"' "$WORK/sweep/sweep.jsonl")" = 4 ] || fail "sweep: f4 points are invalid"
+grep -q '^| avg-t4-f2 | avg | 4 | 2 | 96x5x1 |' "$WORK/sweep/sweep.md" || { cat "$WORK/sweep/sweep.md"; fail "sweep table"; }
+[ -f "$WORK/sweep/max-t2-f2/weights.safetensors" ] || fail "sweep model folder"
+grep -q "<circle" "$WORK/sweep/sweep.svg" || fail "sweep chart"
+"${SWEEP[@]}" >"$WORK/sweep2.txt" 2>&1 || { cat "$WORK/sweep2.txt"; fail "sweep rerun"; }
+[ "$(grep -c "reusing the trained model" "$WORK/sweep2.txt")" = 4 ] || fail "sweep resume"
+
 # SIGTERM: drains and exits 0.
 kill -TERM "$PID"
 wait "$PID" || fail "server exit code $? after SIGTERM"
