@@ -28,6 +28,8 @@ ABSL_FLAG(std::vector<std::string>, freq_strides, std::vector<std::string>({"1",
           "sweep: frequency strides of the pooling layers");
 ABSL_FLAG(std::vector<std::string>, pool_kinds, std::vector<std::string>({"max"}),
           "sweep: pooling kinds (max, avg, conv = strided convolution, blur = anti-aliased max)");
+ABSL_FLAG(std::vector<std::string>, points, {},
+          "sweep: explicit points KIND-tT-fF (e.g. max-t2-f2,conv-t3-f2) instead of the grid");
 ABSL_FLAG(std::vector<std::string>, sweep_layers, {},
           "sweep: the pooling layers to change (default: every max/average pooling layer)");
 ABSL_FLAG(int, latency_runs, 200, "sweep: batch-1 inference runs timed per model (median)");
@@ -196,28 +198,37 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args) 
   const int latency_runs = std::max(1, absl::GetFlag(FLAGS_latency_runs));
 
   // Every point is checked before any training, so a bad grid fails at once.
-  std::vector<Row> rows;
-  std::vector<v1::ModelSpec> specs;
-  for (const PoolKind kind : kinds) {
-    for (const uint32_t t : *ts) {
-      for (const uint32_t f : *fs) {
-        Row row;
-        row.point = {kind, t, f};
-        row.tag = SweepTag(row.point);
-        auto spec = SweepVariant(*base, layers, row.point);
-        if (!spec.ok()) return Fail(std::string(spec.status().message()));
-        spec->set_name(absl::StrCat(base->name(), "-", row.tag));
-        spec->set_description(absl::StrCat("wavepool sweep point ", row.tag, " of ",
-                                           base->name(), ": ", base->description()));
-        if (auto d = nn::Describe(*spec); d.ok()) {
-          FillDescription(*d, &row);
-        } else {
-          row.invalid = std::string(d.status().message());
-        }
-        rows.push_back(row);
-        specs.push_back(*spec);
+  std::vector<SweepPoint> points;
+  for (const std::string& tag : absl::GetFlag(FLAGS_points)) {
+    auto p = ParseSweepTag(tag);
+    if (!p.ok()) return Fail(std::string(p.status().message()));
+    points.push_back(*p);
+  }
+  if (points.empty()) {
+    for (const PoolKind kind : kinds) {
+      for (const uint32_t t : *ts) {
+        for (const uint32_t f : *fs) points.push_back({kind, t, f});
       }
     }
+  }
+  std::vector<Row> rows;
+  std::vector<v1::ModelSpec> specs;
+  for (const SweepPoint& point : points) {
+    Row row;
+    row.point = point;
+    row.tag = SweepTag(row.point);
+    auto spec = SweepVariant(*base, layers, row.point);
+    if (!spec.ok()) return Fail(std::string(spec.status().message()));
+    spec->set_name(absl::StrCat(base->name(), "-", row.tag));
+    spec->set_description(absl::StrCat("wavepool sweep point ", row.tag, " of ", base->name(),
+                                       ": ", base->description()));
+    if (auto d = nn::Describe(*spec); d.ok()) {
+      FillDescription(*d, &row);
+    } else {
+      row.invalid = std::string(d.status().message());
+    }
+    rows.push_back(row);
+    specs.push_back(*spec);
   }
   std::error_code ec;
   std::filesystem::create_directories(out, ec);

@@ -3,7 +3,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 
 namespace wavepool::cli {
 namespace {
@@ -36,6 +37,28 @@ std::string PoolKindName(PoolKind kind) {
 
 std::string SweepTag(const SweepPoint& p) {
   return absl::StrCat(PoolKindName(p.kind), "-t", p.time_stride, "-f", p.freq_stride);
+}
+
+absl::StatusOr<SweepPoint> ParseSweepTag(std::string_view tag) {
+  const std::vector<std::string> parts = absl::StrSplit(std::string(tag), '-');
+  SweepPoint p;
+  const auto bad = [&] {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sweep point \"", std::string(tag), "\" is not KIND-tT-fF, e.g. max-t2-f2"));
+  };
+  if (parts.size() != 3 || parts[1].size() < 2 || parts[1][0] != 't' || parts[2].size() < 2 ||
+      parts[2][0] != 'f') {
+    return bad();
+  }
+  auto kind = ParsePoolKind(parts[0]);
+  if (!kind.ok()) return kind.status();
+  p.kind = *kind;
+  if (!absl::SimpleAtoi(parts[1].substr(1), &p.time_stride) ||
+      !absl::SimpleAtoi(parts[2].substr(1), &p.freq_stride) || p.time_stride == 0 ||
+      p.freq_stride == 0 || p.time_stride > 64 || p.freq_stride > 64) {
+    return bad();
+  }
+  return p;
 }
 
 absl::StatusOr<v1::ModelSpec> SweepVariant(const v1::ModelSpec& base,

@@ -30,6 +30,8 @@ struct SweepPoint {
 
 // "max-t2-f2": the point's name, used for its model folder.
 std::string SweepTag(const SweepPoint& point);
+// The inverse of SweepTag, for `sweep --points` (errors say the expected form).
+absl::StatusOr<SweepPoint> ParseSweepTag(std::string_view tag);
 
 // The base spec with every layer named in `layers` (all max/avg pooling layers
 // when empty) replaced as `point` says. Errors name the layer: a layer that is

@@ -140,6 +140,12 @@ TEST(SweepGrid, NamesAndKinds) {
     EXPECT_EQ(PoolKindName(*kind), k);
   }
   EXPECT_FALSE(ParsePoolKind("median").ok());
+  auto p = ParseSweepTag("avg-t3-f12");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(SweepTag(*p), "avg-t3-f12");
+  for (const char* bad : {"avg-t3", "avg-3-f2", "avg-t0-f1", "mean-t2-f2", "max-tx-f2", "max-t2-f"}) {
+    EXPECT_FALSE(ParseSweepTag(bad).ok()) << bad;
+  }
 }
 
 TEST(ScatterPlotSvg, OnePointPerPlottableValueAndALegend) {
