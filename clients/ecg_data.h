@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "dsp/beat_windows.h"
+#include "wavepool/v1/model_spec.pb.h"
 
 namespace wavepool::cli {
 
@@ -27,6 +28,9 @@ struct RecordBeats {
   std::vector<int> missed_class_counts = std::vector<int>(5, 0);  // reference beats not detected
   size_t beats() const { return label.size(); }
 };
+
+// The beat windowing a BEAT_WINDOWS model's spec asks for.
+dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec);
 
 // The records named in `dir` (every *.hea when `records` is empty).
 absl::StatusOr<std::vector<std::string>> ListRecords(const std::string& dir);

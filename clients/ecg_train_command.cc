@@ -18,6 +18,7 @@
 #include "clients/confusion.h"
 #include "clients/ecg_data.h"
 #include "clients/flags.h"
+#include "clients/shift_eval.h"
 #include "clients/train_common.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
@@ -27,17 +28,6 @@
 
 namespace wavepool::cli {
 namespace {
-
-dsp::BeatWindowOptions BeatOptions(const v1::ModelSpec& spec) {
-  dsp::BeatWindowOptions o;
-  o.sample_rate_hz = spec.sample_rate_hz();
-  o.before_s = spec.beat_windowing().before_s();
-  o.after_s = spec.beat_windowing().after_s();
-  o.rr_context = spec.beat_windowing().rr_context();
-  o.template_context = spec.beat_windowing().template_context();
-  o.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
-  return o;
-}
 
 absl::Status CheckAamiLabels(const v1::ModelSpec& spec) {
   if (spec.labels_size() != 5) return absl::InvalidArgumentError("an ECG beat model has labels N S V F Q");
@@ -66,7 +56,7 @@ absl::StatusOr<std::vector<RecordBeats>> LoadRecords(const std::string& dir,
 int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::string& data_dir,
                 const std::string& out) {
   if (auto s = CheckAamiLabels(spec); !s.ok()) return Fail(std::string(s.message()));
-  const dsp::BeatWindowOptions bo = BeatOptions(spec);
+  const dsp::BeatWindowOptions bo = BeatOptionsFromSpec(spec);
   const std::string split = absl::GetFlag(FLAGS_split) == "official" ? "all" : absl::GetFlag(FLAGS_split);
   auto held = ParseRecordSplit(split);
   if (!held.ok()) return Fail(std::string(held.status().message()));
@@ -187,6 +177,11 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
   ClipScores scores;
   int64_t ref = 0, tp = 0, fn = 0, fp = 0;
   std::vector<std::string> report;
+  const bool shifts_wanted =
+      absl::GetFlag(FLAGS_shift_consistency) || !absl::GetFlag(FLAGS_tta_shifts).empty();
+  auto shift_options = ShiftEvalOptionsFromFlags();
+  if (!shift_options.ok()) return Fail(std::string(shift_options.status().message()));
+  std::vector<std::string> shift_reports;
   for (const std::string& dir : model_dirs) {
     auto model = nn::Model::Load(dir);
     if (!model.ok()) return Fail(std::string(model.status().message()));
@@ -201,7 +196,7 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
       if (!all.ok()) return Fail(std::string(all.status().message()));
       names = *all;
     }
-    const dsp::BeatWindowOptions bo = BeatOptions(spec);
+    const dsp::BeatWindowOptions bo = BeatOptionsFromSpec(spec);
     nn::Workspace ws(**model, 64);
     std::vector<float> out(64 * 5);
     for (const std::string& r : *names) {
@@ -231,6 +226,12 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
                                        100 * rec.Accuracy(), m[2][2], m[2][0] + m[2][1] + m[2][2] + m[2][3] + m[2][4],
                                        m[1][1], m[1][0] + m[1][1] + m[1][2] + m[1][3] + m[1][4]));
     }
+    if (shifts_wanted) {
+      auto r = EvalEcgShifts(**model, data_dir, *names, *shift_options);
+      if (!r.ok()) return Fail(std::string(r.status().message()));
+      shift_reports.push_back(absl::StrCat(dir, " on records ", absl::StrJoin(*names, ","), ":\n",
+                                           FormatShiftEval(*shift_options, *r, "beats")));
+    }
   }
   std::printf("per record (held-out records of each model):\n");
   for (const auto& l : report) std::printf("  %s\n", l.c_str());
@@ -245,6 +246,7 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
     std::ofstream f(svg);
     f << ConfusionSvg(scores, {"N", "S", "V", "F", "Q"}, "ecg-beats (held-out records)");
   }
+  for (const std::string& r : shift_reports) std::printf("\n%s", r.c_str());
   return 0;
 }
 

@@ -45,6 +45,15 @@ ABSL_FLAG(bool, continuous, false,
           "eval: stream long sequences of held-out digits through --server and score the events");
 ABSL_FLAG(int, digits_per_stream, 10, "eval --continuous: digits per stream");
 ABSL_FLAG(bool, verbose, false, "eval --continuous: print each stream's reference and events");
+ABSL_FLAG(bool, shift_consistency, false,
+          "eval: also measure how often the top class stays the same when the input is "
+          "delayed by 1..--max-shift samples (Zhang 2019)");
+ABSL_FLAG(int, max_shift, 8, "eval --shift-consistency: largest shift, in samples at the model rate");
+ABSL_FLAG(int, shift_step, 1, "eval --shift-consistency: shifts step, max-shift, in samples");
+ABSL_FLAG(std::string, tta_shifts, "",
+          "eval: test-time shift pooling, e.g. 0,40,80: classify each input at these delays "
+          "(samples) and pool the scores (--tta-pool)");
+ABSL_FLAG(std::string, tta_pool, "avg", "eval --tta-shifts: avg or max of the class scores");
 ABSL_FLAG(bool, events_only, false, "stream: print only events (and the summary)");
 ABSL_FLAG(int, ecg_n_per_epoch, 12000, "train (ECG): N beats drawn afresh each epoch (all other classes are used every epoch)");
 ABSL_FLAG(double, ecg_morph_dropout, 0.0,

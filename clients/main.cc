@@ -29,8 +29,9 @@ int main(int argc, char** argv) {
       "  init-model --spec S --seed N --out DIR   write seeded untrained weights\n"
       "  train --spec S --data DIR --out DIR [--split official|speaker:NAME|all]\n"
       "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
+      "       [--shift-consistency [--max-shift K] [--shift-step S]] [--tta-shifts 0,40,80 --tta-pool avg|max]\n"
       "  sweep --spec S --data DIR --out DIR [--time-strides 1,2,3] [--freq-strides 1,2,3]\n"
-      "        [--pool-kinds max,avg,conv]   train a model per pooling choice, plot accuracy vs cost\n"
+      "        [--pool-kinds max,avg,conv,blur]   train a model per pooling choice, plot accuracy vs cost\n"
       "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"
       "        [--sweep 1,10,100] [--plot FILE.svg]   load test: latency percentiles, windows/s\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");

@@ -16,6 +16,7 @@
 #include "clients/cli.h"
 #include "clients/digit_train.h"
 #include "clients/flags.h"
+#include "clients/shift_eval.h"
 #include "clients/svg_plot.h"
 #include "clients/sweep_grid.h"
 #include "nn/describe.h"
@@ -43,6 +44,7 @@ struct Row {
   std::string invalid;  // why the point has no model (strides leave nothing to pool, ...)
   std::string last_conv_shape;
   double rf_ms = 0, rf_bands = 0, mflops = 0, latency_ms = 0, accuracy = -1;
+  double consistency = -1, score_change = -1;  // shift consistency over the test clips
   uint64_t parameters = 0;
   bool reused = false;
 };
@@ -115,29 +117,35 @@ std::string Json(const Row& r) {
   return absl::StrFormat(
       "{\"tag\":\"%s\",\"pool\":\"%s\",\"time_stride\":%u,\"freq_stride\":%u,%s"
       "\"last_conv_shape\":\"%s\",\"receptive_field_ms\":%.1f,\"receptive_field_bands\":%.1f,"
-      "\"parameters\":%u,\"mflops\":%.3f,\"latency_ms\":%.4f,\"accuracy\":%s}",
+      "\"parameters\":%u,\"mflops\":%.3f,\"latency_ms\":%.4f,\"accuracy\":%s,"
+      "\"shift_consistency\":%s,\"shift_score_change\":%s}",
       r.tag, PoolKindName(r.point.kind), r.point.time_stride, r.point.freq_stride,
       r.invalid.empty() ? "" : absl::StrFormat("\"invalid\":\"%s\",", r.invalid),
       r.last_conv_shape, r.rf_ms, r.rf_bands, r.parameters, r.mflops, r.latency_ms,
-      r.accuracy >= 0 ? absl::StrFormat("%.4f", r.accuracy) : "null");
+      r.accuracy >= 0 ? absl::StrFormat("%.4f", r.accuracy) : "null",
+      r.consistency >= 0 ? absl::StrFormat("%.4f", r.consistency) : "null",
+      r.score_change >= 0 ? absl::StrFormat("%.4f", r.score_change) : "null");
 }
 
 std::string Table(const std::vector<Row>& rows) {
   std::string t =
       "| model | pool | t | f | last conv [C,F,T] | RF ms | RF bands | params | MFLOPs | "
-      "latency ms (b1) | accuracy |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+      "latency ms (b1) | accuracy | shift consistency | score change |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const Row& r : rows) {
     if (!r.invalid.empty()) {
-      absl::StrAppendFormat(&t, "| %s | %s | %u | %u | invalid: %s |||||||\n", r.tag,
+      absl::StrAppendFormat(&t, "| %s | %s | %u | %u | invalid: %s |||||||||\n", r.tag,
                             PoolKindName(r.point.kind), r.point.time_stride, r.point.freq_stride,
                             r.invalid);
       continue;
     }
-    absl::StrAppendFormat(&t, "| %s | %s | %u | %u | %s | %.0f | %.0f | %u | %.1f | %.3f | %s |\n",
-                          r.tag, PoolKindName(r.point.kind), r.point.time_stride,
-                          r.point.freq_stride, r.last_conv_shape, r.rf_ms, r.rf_bands,
-                          r.parameters, r.mflops, r.latency_ms,
-                          r.accuracy >= 0 ? absl::StrFormat("%.2f%%", 100 * r.accuracy) : "-");
+    absl::StrAppendFormat(
+        &t, "| %s | %s | %u | %u | %s | %.0f | %.0f | %u | %.1f | %.3f | %s | %s | %s |\n", r.tag,
+        PoolKindName(r.point.kind), r.point.time_stride, r.point.freq_stride, r.last_conv_shape,
+        r.rf_ms, r.rf_bands, r.parameters, r.mflops, r.latency_ms,
+        r.accuracy >= 0 ? absl::StrFormat("%.2f%%", 100 * r.accuracy) : "-",
+        r.consistency >= 0 ? absl::StrFormat("%.2f%%", 100 * r.consistency) : "-",
+        r.score_change >= 0 ? absl::StrFormat("%.4f", r.score_change) : "-");
   }
   return t;
 }
@@ -148,6 +156,7 @@ std::string Plot(const std::vector<Row>& rows, const std::string& title) {
   plot.title = title;
   ScatterPanel by_flops{"MFLOPs per window", "accuracy (%)", true, {}};
   ScatterPanel by_latency{"latency per window, batch 1 (ms)", "accuracy (%)", true, {}};
+  ScatterPanel by_shift{"MFLOPs per window", "shift consistency (%)", true, {}};
   for (const Row& r : rows) {
     if (!r.invalid.empty() || r.accuracy < 0) continue;
     const std::string kind = PoolKindName(r.point.kind);
@@ -163,8 +172,12 @@ std::string Plot(const std::vector<Row>& rows, const std::string& title) {
                                               r.point.freq_stride, r.rf_ms);
     series_of(by_flops).points.push_back({r.mflops, 100 * r.accuracy, label});
     series_of(by_latency).points.push_back({r.latency_ms, 100 * r.accuracy, label});
+    if (r.consistency >= 0) {
+      series_of(by_shift).points.push_back({r.mflops, 100 * r.consistency, label});
+    }
   }
   plot.panels = {by_flops, by_latency};
+  if (!by_shift.series.empty()) plot.panels.push_back(by_shift);
   return ScatterPlotSvg(plot);
 }
 
@@ -196,6 +209,17 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args) 
   const std::vector<std::string> layers = absl::GetFlag(FLAGS_sweep_layers);
   const int epochs = absl::GetFlag(FLAGS_epochs);
   const int latency_runs = std::max(1, absl::GetFlag(FLAGS_latency_runs));
+  // Shift consistency of every trained point on the split's test clips, at
+  // shifts --shift-step..--max-shift (the eval flags), as `eval --shift-consistency`.
+  ShiftEvalOptions shift_options;
+  {
+    const int step = absl::GetFlag(FLAGS_shift_step), max_shift = absl::GetFlag(FLAGS_max_shift);
+    if (step < 1 || max_shift < step) return Fail("--shift-step must be >= 1 and <= --max-shift");
+    for (int s = step; s <= max_shift; s += step) shift_options.shifts.push_back(s);
+    if (auto s = shift_options.Validate(); !s.ok()) return Fail(std::string(s.message()));
+  }
+  auto test_data = LoadDigitData(data_dir, absl::GetFlag(FLAGS_split), base->sample_rate_hz());
+  if (!test_data.ok()) return Fail(std::string(test_data.status().message()));
 
   // Every point is checked before any training, so a bad grid fails at once.
   std::vector<SweepPoint> points;
@@ -257,6 +281,17 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args) 
       auto model = nn::Model::Load(dir);
       if (!model.ok()) return Fail(std::string(model.status().message()));
       row.latency_ms = MedianLatencyMs(**model, latency_runs);
+      if (!test_data->test.empty()) {
+        auto shifts = EvalDigitShifts(**model, test_data->test, shift_options);
+        if (!shifts.ok()) return Fail(absl::StrCat(row.tag, ": ", shifts.status().message()));
+        row.consistency = shifts->mean_consistency;
+        double change = 0;
+        for (const double c : shifts->score_change) change += c;
+        row.score_change = change / static_cast<double>(shifts->score_change.size());
+        std::printf("%s: shift consistency %.2f%% over shifts %d..%d samples\n", row.tag.c_str(),
+                    100 * row.consistency, shift_options.shifts.front(),
+                    shift_options.shifts.back());
+      }
     } else {
       std::printf("\n== %s: skipped: %s\n", row.tag.c_str(), row.invalid.c_str());
     }

@@ -22,8 +22,9 @@ absl::StatusOr<PoolKind> ParsePoolKind(std::string_view name) {
   if (name == "max") return PoolKind::kMax;
   if (name == "avg") return PoolKind::kAvg;
   if (name == "conv") return PoolKind::kConv;
+  if (name == "blur") return PoolKind::kBlur;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown pooling kind \"", std::string(name), "\"; use max, avg or conv"));
+      absl::StrCat("unknown pooling kind \"", std::string(name), "\"; use max, avg, conv or blur"));
 }
 
 std::string PoolKindName(PoolKind kind) {
@@ -31,6 +32,7 @@ std::string PoolKindName(PoolKind kind) {
     case PoolKind::kMax: return "max";
     case PoolKind::kAvg: return "avg";
     case PoolKind::kConv: return "conv";
+    case PoolKind::kBlur: return "blur";
   }
   return "?";
 }
@@ -128,12 +130,14 @@ absl::StatusOr<v1::ModelSpec> SweepVariant(const v1::ModelSpec& base,
       v1::Pool1dSpec* s = avg ? p->mutable_avg_pool1d() : p->mutable_max_pool1d();
       s->set_kernel(point.time_stride);
       s->set_stride(point.time_stride);
+      if (point.kind == PoolKind::kBlur) s->set_blur(3);
     } else {
       v1::Pool2dSpec* s = avg ? p->mutable_avg_pool2d() : p->mutable_max_pool2d();
       s->set_kernel_time(point.time_stride);
       s->set_kernel_freq(point.freq_stride);
       s->set_stride_time(point.time_stride);
       s->set_stride_freq(point.freq_stride);
+      if (point.kind == PoolKind::kBlur) s->set_blur(3);
     }
   }
   if (swept == 0) return absl::InvalidArgumentError("the spec has no pooling layer to sweep");

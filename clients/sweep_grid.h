@@ -17,7 +17,9 @@ namespace wavepool::cli {
 //     no padding), whatever the base layer was.
 //   CONV: no pooling layer; the nearest conv layer before it gets the strides
 //     (a strided convolution: it computes only the kept positions).
-enum class PoolKind { kMax, kAvg, kConv };
+//   BLUR: anti-aliased max pooling (Zhang 2019): max with stride 1, then a
+//     3-tap binomial blur subsampled by the stride (the spec's blur = 3).
+enum class PoolKind { kMax, kAvg, kConv, kBlur };
 
 absl::StatusOr<PoolKind> ParsePoolKind(std::string_view name);
 std::string PoolKindName(PoolKind kind);

@@ -18,6 +18,7 @@
 #include "clients/digit_data.h"
 #include "clients/digit_eval.h"
 #include "clients/digit_train.h"
+#include "clients/shift_eval.h"
 #include "clients/flags.h"
 #include "clients/train_common.h"
 #include "dsp/log_mel.h"
@@ -239,6 +240,10 @@ int RunEval(const CommonOptions& common, const std::vector<std::string>& args) {
   if (model.ok() && (*model)->spec().kind() == v1::BEAT_WINDOWS) return RunEvalEcg(args, data_dir);
   if (args.size() != 1) return Fail("several model folders are for pooled ECG fold evaluation only");
   if (!model.ok()) return Fail(std::string(model.status().message()));
+  const bool shifts_wanted =
+      absl::GetFlag(FLAGS_shift_consistency) || !absl::GetFlag(FLAGS_tta_shifts).empty();
+  auto shift_options = ShiftEvalOptionsFromFlags();
+  if (!shift_options.ok()) return Fail(std::string(shift_options.status().message()));
   const v1::ModelSpec& spec = (*model)->spec();
   if (auto s = CheckDigitLabels(spec); !s.ok()) return Fail(std::string(s.message()));
   auto fo = nn::FeatureOptionsFromSpec(spec);
@@ -259,6 +264,11 @@ int RunEval(const CommonOptions& common, const std::vector<std::string>& args) {
     f << ConfusionSvg(*scores, labels, absl::StrCat(spec.name(), " — ", split));
     if (!f) return Fail(absl::StrCat("cannot write ", svg));
     std::printf("wrote %s\n", svg.c_str());
+  }
+  if (shifts_wanted) {
+    auto r = EvalDigitShifts(**model, clips, *shift_options);
+    if (!r.ok()) return Fail(std::string(r.status().message()));
+    std::printf("\n%s", FormatShiftEval(*shift_options, *r, "clips").c_str());
   }
   return 0;
 }

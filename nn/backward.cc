@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "nn/blur_axis.h"
 #include "nn/valid_range.h"
 
 namespace wavepool::nn {
@@ -243,6 +244,49 @@ void AvgPool2dBackward(const Pool2dParams& p, int batch, const float* dout, floa
           for (int64_t xx = xa; xx < xb; ++xx) row[xx] += v;
         }
       }
+    }
+  }
+}
+
+void BlurPool2dBackward(PoolKind kind, const Pool2dParams& p, int batch, const float* in,
+                        const float* dout, float* din, float* scratch) {
+  if (din == nullptr) return;
+  const Pool2dParams q = BlurStage(p);
+  const uint32_t sh = q.out_h(), sw = q.out_w();
+  const uint32_t oh = p.out_h(), ow = p.out_w();
+  const internal::BlurAxis bt = internal::MakeBlurAxis(p.blur_w, p.stride_w);
+  const internal::BlurAxis bf = internal::MakeBlurAxis(p.blur_h, p.stride_h);
+  float* dstage = scratch;
+  float* drows = scratch + size_t{sh} * sw;  // [sh, ow]
+  const size_t in_plane = size_t{p.in_h} * p.in_w;
+  const size_t planes = size_t(batch) * p.c;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    const float* d = dout + pl * size_t{oh} * ow;
+    // Transpose of the frequency pass.
+    std::fill(drows, drows + size_t{sh} * ow, 0.0f);
+    for (uint32_t oy = 0; oy < oh; ++oy) {
+      const int64_t y0 = int64_t{oy} * bf.stride - bf.pad_before;
+      const float* drow = d + size_t{oy} * ow;
+      for (uint32_t k = 0; k < bf.taps; ++k) {
+        const float f = bf.f[k];
+        float* r = drows + size_t(internal::Reflect(y0 + k, sh)) * ow;
+        for (uint32_t ox = 0; ox < ow; ++ox) r[ox] += f * drow[ox];
+      }
+    }
+    // Transpose of the time pass.
+    std::fill(dstage, dstage + size_t{sh} * sw, 0.0f);
+    for (uint32_t y = 0; y < sh; ++y) {
+      const float* r = drows + size_t{y} * ow;
+      float* s = dstage + size_t{y} * sw;
+      for (uint32_t ox = 0; ox < ow; ++ox) {
+        const int64_t x0 = int64_t{ox} * bt.stride - bt.pad_before;
+        for (uint32_t k = 0; k < bt.taps; ++k) s[internal::Reflect(x0 + k, sw)] += bt.f[k] * r[ox];
+      }
+    }
+    if (kind == PoolKind::kMax) {
+      MaxPool2dBackward(q, 1, in + pl * in_plane, dstage, din + pl * in_plane);
+    } else {
+      AvgPool2dBackward(q, 1, dstage, din + pl * in_plane);
     }
   }
 }

@@ -36,6 +36,14 @@ void MaxPool2dBackward(const Pool2dParams& p, int batch, const float* in, const 
 // (kernel area with count_include_pad, else the number of real cells).
 void AvgPool2dBackward(const Pool2dParams& p, int batch, const float* dout, float* din);
 
+// Anti-aliased pooling (BlurPool2d): the blur's transpose (each output's
+// gradient spread over the taps it read, reflected reads adding into the cell
+// they mirror), then the stride-1 pool's backward above. `in` is the layer
+// input (max pooling needs it; average pooling does not read it). scratch:
+// BlurPoolScratch(p) floats, overwritten.
+void BlurPool2dBackward(PoolKind kind, const Pool2dParams& p, int batch, const float* in,
+                        const float* dout, float* din, float* scratch);
+
 void GlobalAvgPoolBackward(uint32_t c, uint32_t hw, int batch, const float* dout, float* din);
 // The first maximum of each channel takes the gradient.
 void GlobalMaxPoolBackward(uint32_t c, uint32_t hw, int batch, const float* in,

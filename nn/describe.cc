@@ -131,8 +131,20 @@ absl::StatusOr<ModelDescription> Describe(const ModelSpec& spec) {
         break;
       case OpKind::kMaxPool:
       case OpKind::kAvgPool:
-        t.Window(p.kernel_w, p.stride_w, 1);
-        if (freq_axis) f.Window(p.kernel_h, p.stride_h, 1);
+        // Blurred: the stride-1 pool, then the blur's taps at the stride
+        // (rf grows by kernel - 1 + taps - 1; the step is the stride either way).
+        if (p.blur_w > 1) {
+          t.Window(p.kernel_w, 1, 1);
+          t.Window(p.blur_w, p.stride_w, 1);
+        } else {
+          t.Window(p.kernel_w, p.stride_w, 1);
+        }
+        if (freq_axis && p.blur_h > 1) {
+          f.Window(p.kernel_h, 1, 1);
+          f.Window(p.blur_h, p.stride_h, 1);
+        } else if (freq_axis) {
+          f.Window(p.kernel_h, p.stride_h, 1);
+        }
         break;
       case OpKind::kGlobalAvgPool:
       case OpKind::kGlobalMaxPool:
@@ -219,27 +231,34 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
   size_t name_w = 5;
   for (const auto& l : d.layers()) name_w = std::max(name_w, l.name().size());
   const int nw = static_cast<int>(std::min<size_t>(name_w, 24));
-  // Columns: 9 fixed ones take 78 characters plus the name: 100 for names of 22.
+  // Columns: 9 fixed ones take 80 characters plus the name: 102 for names of 22.
   s += "\n";
-  absl::StrAppendFormat(&s, "%-*s %-15s %14s %7s %7s %7s %5s %11s %8s %7s\n", nw, "layer", "op",
+  absl::StrAppendFormat(&s, "%-*s %-17s %14s %7s %7s %7s %5s %11s %8s %7s\n", nw, "layer", "op",
                         "output [C,H,W]", "step", "step", "RF", "RF", "RF Hz", "params", "MFLOPs");
-  absl::StrAppendFormat(&s, "%-*s %-15s %14s %7s %7s %7s %5s %11s %8s %7s\n", nw, "", "", "", "ms",
+  absl::StrAppendFormat(&s, "%-*s %-17s %14s %7s %7s %7s %5s %11s %8s %7s\n", nw, "", "", "", "ms",
                         "Hz", "ms", "bands", "min-max", "", "");
-  absl::StrAppendFormat(&s, "%-*s %-15s %14s %7s %7s %7s %5s %11s %8s %7.3f\n", nw, "input",
+  absl::StrAppendFormat(&s, "%-*s %-17s %14s %7s %7s %7s %5s %11s %8s %7.3f\n", nw, "input",
                         "front end", shape(d.input_shape()),
                         absl::StrFormat("%.1f", (beats ? 1 : fe.stft().frame_hop()) / rate * 1000), "", "",
                         "", "", "", d.front_end_mflops());
-  for (const auto& l : d.layers()) {
+  for (int i = 0; i < d.layers_size(); ++i) {
+    const LayerDescription& l = d.layers(i);
+    // A blurred pool shows its taps: "max_pool2d+blur3".
+    std::string op = l.op();
+    if (i < spec.layers_size()) {
+      auto p = internal::Resolve(spec.layers(i));
+      if (p.ok() && (p->blur_h > 1 || p->blur_w > 1)) absl::StrAppend(&op, "+blur", p->blur);
+    }
     const std::string step_ms = l.time_step_ms() > 0 ? absl::StrFormat("%.1f", l.time_step_ms()) : "-";
     const std::string step_hz = l.freq_step_hz() > 0 ? absl::StrFormat("%.0f", l.freq_step_hz()) : "-";
-    absl::StrAppendFormat(&s, "%-*s %-15s %14s %7s %7s %7.1f %5g %11s %8s %7.3f\n", nw, l.name(),
-                          l.op(), shape(l.output_shape()), step_ms, step_hz, l.receptive_field_ms(),
+    absl::StrAppendFormat(&s, "%-*s %-17s %14s %7s %7s %7.1f %5g %11s %8s %7.3f\n", nw, l.name(),
+                          op, shape(l.output_shape()), step_ms, step_hz, l.receptive_field_ms(),
                           l.receptive_field_bands(),
                           absl::StrFormat("%.0f-%.0f", l.receptive_field_hz_min(),
                                           l.receptive_field_hz_max()),
                           FormatCount(l.parameters()), l.mflops());
   }
-  absl::StrAppendFormat(&s, "%-*s %-15s %14s %7s %7s %7s %5s %11s %8s %7.3f\n", nw, "total",
+  absl::StrAppendFormat(&s, "%-*s %-17s %14s %7s %7s %7s %5s %11s %8s %7.3f\n", nw, "total",
                         "network", "", "", "", "", "", "", FormatCount(d.total_parameters()),
                         d.total_mflops());
   absl::StrAppendFormat(&s, "with the front end: %.3f MFLOPs per window\n",

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "nn/blur_axis.h"
 #include "nn/valid_range.h"
 
 namespace wavepool::nn {
@@ -13,6 +14,71 @@ using internal::Valid;
 using internal::ValidRange;
 
 }  // namespace
+
+void BinomialTaps(uint32_t taps, float* out) {
+  // Pascal's row in double, exact for these sizes, then normalised to sum 1.
+  double row[kMaxBlurTaps] = {1};
+  for (uint32_t n = 1; n < taps; ++n) {
+    for (uint32_t k = n; k > 0; --k) row[k] += row[k - 1];
+  }
+  const double sum = std::ldexp(1.0, static_cast<int>(taps) - 1);
+  for (uint32_t k = 0; k < taps; ++k) out[k] = static_cast<float>(row[k] / sum);
+}
+
+Pool2dParams BlurStage(const Pool2dParams& p) {
+  Pool2dParams q = p;
+  q.c = 1;
+  if (p.blur_h > 1) q.stride_h = 1;
+  if (p.blur_w > 1) q.stride_w = 1;
+  q.blur_h = q.blur_w = 1;
+  return q;
+}
+
+size_t BlurPoolScratch(const Pool2dParams& p) {
+  const Pool2dParams q = BlurStage(p);
+  return size_t{q.out_h()} * q.out_w() + size_t{q.out_h()} * p.out_w();
+}
+
+void BlurPool2d(PoolKind kind, const Pool2dParams& p, int batch, const float* in, float* out,
+                float* scratch) {
+  const Pool2dParams q = BlurStage(p);
+  const uint32_t sh = q.out_h(), sw = q.out_w();  // stage size
+  const uint32_t oh = p.out_h(), ow = p.out_w();
+  const internal::BlurAxis bt = internal::MakeBlurAxis(p.blur_w, p.stride_w);
+  const internal::BlurAxis bf = internal::MakeBlurAxis(p.blur_h, p.stride_h);
+  float* stage = scratch;
+  float* rows = scratch + size_t{sh} * sw;  // [sh, ow] after the time pass
+  const size_t in_plane = size_t{p.in_h} * p.in_w;
+  const size_t planes = size_t(batch) * p.c;
+  for (size_t pl = 0; pl < planes; ++pl) {
+    if (kind == PoolKind::kMax) {
+      MaxPool2d(q, 1, in + pl * in_plane, stage);
+    } else {
+      AvgPool2d(q, 1, in + pl * in_plane, stage);
+    }
+    for (uint32_t y = 0; y < sh; ++y) {
+      const float* s = stage + size_t{y} * sw;
+      float* r = rows + size_t{y} * ow;
+      for (uint32_t ox = 0; ox < ow; ++ox) {
+        const int64_t x0 = int64_t{ox} * bt.stride - bt.pad_before;
+        float acc = 0.0f;
+        for (uint32_t k = 0; k < bt.taps; ++k) acc += bt.f[k] * s[internal::Reflect(x0 + k, sw)];
+        r[ox] = acc;
+      }
+    }
+    float* o = out + pl * size_t{oh} * ow;
+    for (uint32_t oy = 0; oy < oh; ++oy) {
+      const int64_t y0 = int64_t{oy} * bf.stride - bf.pad_before;
+      float* orow = o + size_t{oy} * ow;
+      std::fill(orow, orow + ow, 0.0f);
+      for (uint32_t k = 0; k < bf.taps; ++k) {
+        const float f = bf.f[k];
+        const float* r = rows + size_t(internal::Reflect(y0 + k, sh)) * ow;
+        for (uint32_t ox = 0; ox < ow; ++ox) orow[ox] += f * r[ox];
+      }
+    }
+  }
+}
 
 uint32_t ConvOutSize(uint32_t in, uint32_t kernel, uint32_t stride, uint32_t pad, uint32_t dilation) {
   if (stride == 0 || kernel == 0) return 0;

@@ -37,8 +37,12 @@ struct Pool2dParams {
   uint32_t stride_h = 1, stride_w = 1;
   uint32_t pad_h = 0, pad_w = 0;  // < kernel on each axis
   bool count_include_pad = false;
+  // Anti-aliasing blur (BlurPool2d below): binomial taps on each axis, 1 = none,
+  // at most kMaxBlurTaps. MaxPool2d / AvgPool2d ignore these.
+  uint32_t blur_h = 1, blur_w = 1;
   uint32_t out_h() const { return PoolOutSize(in_h, kernel_h, stride_h, pad_h); }
   uint32_t out_w() const { return PoolOutSize(in_w, kernel_w, stride_w, pad_w); }
+  bool blurred() const { return blur_h > 1 || blur_w > 1; }
 };
 
 // Padded cells never win a max. Ties: the window is scanned row-major
@@ -50,6 +54,29 @@ void MaxPool2dReference(const Pool2dParams& p, int batch, const float* in, float
 // Divides by kernel_h * kernel_w when count_include_pad, else by the number of
 // real cells in the window.
 void AvgPool2d(const Pool2dParams& p, int batch, const float* in, float* out);
+
+enum class PoolKind { kMax, kAvg };
+
+// Anti-aliased pooling (Zhang 2019, "Making Convolutional Networks
+// Shift-Invariant Again", MaxBlurPool): the pool with stride 1 on every blurred
+// axis (same kernel, padding and count_include_pad), then on each blurred axis a
+// normalised binomial filter of blur_h / blur_w taps, applied at every
+// stride-th position: out[o] = sum_k f[k] stage[reflect(o stride - (taps-1)/2 + k)].
+// Reflection as numpy's "reflect" (the edge is not repeated), folded again when
+// the pad exceeds the axis; a 1-long axis repeats its one value. The output
+// size is out_h() x out_w(), the unblurred pool's. Axes with blur 1 pool with
+// their own stride directly. Separable: the time axis first, then frequency.
+constexpr uint32_t kMaxBlurTaps = 7;
+// The filter: C(taps-1, k) / 2^(taps-1), k = 0..taps-1; taps in [1, kMaxBlurTaps].
+void BinomialTaps(uint32_t taps, float* out);
+// The stride-1 pool BlurPool2d runs first (blur fields cleared, c = 1: one plane).
+Pool2dParams BlurStage(const Pool2dParams& p);
+// Floats of scratch BlurPool2d and BlurPool2dBackward need: one plane's stage
+// output and one plane after the time pass.
+size_t BlurPoolScratch(const Pool2dParams& p);
+// scratch: BlurPoolScratch(p) floats, overwritten.
+void BlurPool2d(PoolKind kind, const Pool2dParams& p, int batch, const float* in, float* out,
+                float* scratch);
 
 // [batch, c, h, w] -> [batch, c, 1, 1]
 void GlobalAvgPool(uint32_t c, uint32_t hw, int batch, const float* in, float* out);

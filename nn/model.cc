@@ -161,8 +161,7 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
       case OpKind::kMaxPool:
       case OpKind::kAvgPool:
         op->kind = p.kind == OpKind::kMaxPool ? Op::Kind::kMaxPool : Op::Kind::kAvgPool;
-        op->pool = {in.c, in.h, in.w, p.kernel_h, p.kernel_w, p.stride_h, p.stride_w,
-                    p.pad_h, p.pad_w, p.count_include_pad};
+        op->pool = internal::PoolParams(p, in);
         break;
       case OpKind::kGlobalAvgPool: op->kind = Op::Kind::kGlobalAvg; break;
       case OpKind::kGlobalMaxPool: op->kind = Op::Kind::kGlobalMax; break;
@@ -210,6 +209,9 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
       m->max_activation_ = std::max(m->max_activation_, out.size());
       if (op->kind == Op::Kind::kConv) {
         m->max_conv_scratch_ = std::max(m->max_conv_scratch_, Conv2dGemmScratch(op->conv));
+      }
+      if ((op->kind == Op::Kind::kMaxPool || op->kind == Op::Kind::kAvgPool) && op->pool.blurred()) {
+        m->max_blur_scratch_ = std::max(m->max_blur_scratch_, BlurPoolScratch(op->pool));
       }
       m->ops_.push_back(std::move(op));
     }
@@ -273,8 +275,18 @@ void Model::RunOp(const Op& op, const float* input, int batch, Workspace& ws, in
     case Op::Kind::kDense:
       Dense(static_cast<uint32_t>(op.in.size()), op.out.c, batch, src, op.weight.data(), bias, dst);
       break;
-    case Op::Kind::kMaxPool: MaxPool2d(op.pool, batch, src, dst); break;
-    case Op::Kind::kAvgPool: AvgPool2d(op.pool, batch, src, dst); break;
+    case Op::Kind::kMaxPool:
+    case Op::Kind::kAvgPool: {
+      const PoolKind kind = op.kind == Op::Kind::kMaxPool ? PoolKind::kMax : PoolKind::kAvg;
+      if (op.pool.blurred()) {
+        BlurPool2d(kind, op.pool, batch, src, dst, ws.blur_scratch_.data());
+      } else if (kind == PoolKind::kMax) {
+        MaxPool2d(op.pool, batch, src, dst);
+      } else {
+        AvgPool2d(op.pool, batch, src, dst);
+      }
+      break;
+    }
     case Op::Kind::kGlobalAvg: GlobalAvgPool(op.in.c, op.in.h * op.in.w, batch, src, dst); break;
     case Op::Kind::kGlobalMax: GlobalMaxPool(op.in.c, op.in.h * op.in.w, batch, src, dst); break;
     default: break;
@@ -330,6 +342,7 @@ Workspace::Workspace(const Model& model, int max_batch, bool reference)
       reference_(reference),
       a_(static_cast<size_t>(max_batch_) * model.max_activation_),
       b_(static_cast<size_t>(max_batch_) * model.max_activation_),
-      scratch_(reference ? 0 : model.max_conv_scratch_) {}
+      scratch_(reference ? 0 : model.max_conv_scratch_),
+      blur_scratch_(model.max_blur_scratch_) {}
 
 }  // namespace wavepool::nn

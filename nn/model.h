@@ -76,12 +76,14 @@ class Model {
   std::vector<std::unique_ptr<Op>> ops_;
   size_t max_activation_ = 0;  // largest per-window activation among ops
   size_t max_conv_scratch_ = 0;  // largest im2col matrix among conv ops
+  size_t max_blur_scratch_ = 0;  // largest BlurPoolScratch among blurred pools
   friend class Workspace;
 };
 
 // Preallocated activation buffers for one model and a maximum batch: two
-// ping-pong buffers of max_batch x the model's largest activation, and one
-// window's im2col matrix for the convolutions. Use it
+// ping-pong buffers of max_batch x the model's largest activation, one
+// window's im2col matrix for the convolutions, and one plane's scratch for
+// blurred pooling (which runs plane by plane). Use it
 // only with the model it was made for; a max_batch below 1 is taken as 1.
 class Workspace {
  public:
@@ -96,6 +98,7 @@ class Workspace {
   bool reference_ = false;
   std::vector<float> a_, b_;
   std::vector<float> scratch_;  // im2col, one window
+  std::vector<float> blur_scratch_;  // blurred pooling, one plane (BlurPoolScratch)
 };
 
 }  // namespace wavepool::nn

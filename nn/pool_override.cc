@@ -1,4 +1,4 @@
-// Load-time overrides of a pooling layer's kernel, stride or padding.
+// Load-time overrides of a pooling layer's kernel, stride, padding or blur.
 #include <array>
 
 #include "absl/status/status.h"
@@ -16,9 +16,9 @@ namespace {
 using ::wavepool::v1::LayerSpec;
 using ::wavepool::v1::PoolOverride;
 
-constexpr std::array<absl::string_view, 6> kFields2d = {"kernel_time", "kernel_freq", "stride_time",
-                                                       "stride_freq", "pad_time",    "pad_freq"};
-constexpr std::array<absl::string_view, 3> kFields1d = {"kernel", "stride", "padding"};
+constexpr std::array<absl::string_view, 7> kFields2d = {
+    "kernel_time", "kernel_freq", "stride_time", "stride_freq", "pad_time", "pad_freq", "blur"};
+constexpr std::array<absl::string_view, 4> kFields1d = {"kernel", "stride", "padding", "blur"};
 
 // The field name was checked against kFields2d / kFields1d by the caller.
 void Set2d(const PoolOverride& o, ::wavepool::v1::Pool2dSpec* p) {
@@ -29,6 +29,7 @@ void Set2d(const PoolOverride& o, ::wavepool::v1::Pool2dSpec* p) {
   else if (f == "stride_freq") p->set_stride_freq(o.value());
   else if (f == "pad_time") p->set_pad_time(o.value());
   else if (f == "pad_freq") p->set_pad_freq(o.value());
+  else if (f == "blur") p->set_blur(o.value());
 }
 
 void Set1d(const PoolOverride& o, ::wavepool::v1::Pool1dSpec* p) {
@@ -36,6 +37,7 @@ void Set1d(const PoolOverride& o, ::wavepool::v1::Pool1dSpec* p) {
   if (f == "kernel") p->set_kernel(o.value());
   else if (f == "stride") p->set_stride(o.value());
   else if (f == "padding") p->set_padding(o.value());
+  else if (f == "blur") p->set_blur(o.value());
 }
 
 absl::Status ApplyOne(const PoolOverride& o, ModelSpec* spec) {
@@ -60,7 +62,7 @@ absl::Status ApplyOne(const PoolOverride& o, ModelSpec* spec) {
   if (op == LayerSpec::kGlobalAvgPool || op == LayerSpec::kGlobalMaxPool) {
     return absl::InvalidArgumentError(absl::StrCat(
         "override ", o.layer(), ".", o.field(), ": ", label,
-        " pools the whole input and has no kernel, stride or padding to override"));
+        " pools the whole input and has no kernel, stride, padding or blur to override"));
   }
   const bool two_d = op == LayerSpec::kMaxPool2D || op == LayerSpec::kAvgPool2D;
   const bool one_d = op == LayerSpec::kMaxPool1D || op == LayerSpec::kAvgPool1D;
@@ -82,7 +84,8 @@ absl::Status ApplyOne(const PoolOverride& o, ModelSpec* spec) {
     return absl::InvalidArgumentError(absl::StrCat("override ", o.layer(), ".", o.field(), ": ",
                                                    label, " ", o.field(), " must be > 0"));
   }
-  // Validity of the result (pad < kernel, non-empty output) is ValidateSpec's job.
+  // Validity of the result (pad < kernel, non-empty output, blur <= 7) is
+  // ValidateSpec's job.
   switch (op) {
     case LayerSpec::kMaxPool2D: Set2d(o, layer->mutable_max_pool2d()); break;
     case LayerSpec::kAvgPool2D: Set2d(o, layer->mutable_avg_pool2d()); break;

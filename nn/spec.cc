@@ -184,6 +184,10 @@ absl::Status CheckLayer(const LayerSpec& layer, const LayerParams& p, const Shap
         return Invalid(label, absl::StrCat(": pad_freq (", p.pad_h, ") must be < kernel_freq (",
                                            p.kernel_h, ")"));
       }
+      if (p.blur > kMaxBlurTaps) {
+        return Invalid(label, absl::StrCat(": blur (", p.blur, ") must be 0 or 1 (off) or 2..",
+                                           kMaxBlurTaps, " (binomial filter taps)"));
+      }
       break;
     case OpKind::kDense:
       if (p.out_channels == 0) return Invalid(label, ": out_features must be > 0");

@@ -11,6 +11,15 @@ using ::wavepool::v1::LayerSpec;
 
 uint32_t OneIfZero(uint32_t v) { return v == 0 ? 1 : v; }
 
+// Blur only where the pool subsamples: on a stride-1 axis there is no aliasing
+// to prevent, and a blur there would only smooth.
+void SetBlur(uint32_t blur, LayerParams* p) {
+  p->blur = blur;
+  const uint32_t taps = blur <= 1 ? 1 : blur;
+  p->blur_h = p->stride_h > 1 ? taps : 1;
+  p->blur_w = p->stride_w > 1 ? taps : 1;
+}
+
 LayerParams FromConv2d(const ::wavepool::v1::Conv2dSpec& c) {
   LayerParams p;
   p.kind = OpKind::kConv;
@@ -51,6 +60,7 @@ LayerParams FromPool2d(OpKind kind, const ::wavepool::v1::Pool2dSpec& s) {
   p.pad_h = s.pad_freq();
   p.pad_w = s.pad_time();
   p.count_include_pad = s.count_include_pad();
+  SetBlur(s.blur(), &p);
   return p;
 }
 
@@ -62,6 +72,7 @@ LayerParams FromPool1d(OpKind kind, const ::wavepool::v1::Pool1dSpec& s) {
   p.stride_w = s.stride() == 0 ? s.kernel() : s.stride();
   p.pad_w = s.padding();
   p.count_include_pad = s.count_include_pad();
+  SetBlur(s.blur(), &p);
   return p;
 }
 
@@ -131,6 +142,15 @@ absl::StatusOr<LayerParams> Resolve(const LayerSpec& layer) {
       "batch_norm, dropout, flatten, softmax"));
 }
 
+Pool2dParams PoolParams(const LayerParams& p, const Shape& in) {
+  Pool2dParams q;
+  q.c = in.c, q.in_h = in.h, q.in_w = in.w, q.kernel_h = p.kernel_h, q.kernel_w = p.kernel_w;
+  q.stride_h = p.stride_h, q.stride_w = p.stride_w, q.pad_h = p.pad_h, q.pad_w = p.pad_w;
+  q.count_include_pad = p.count_include_pad;
+  q.blur_h = p.blur_h, q.blur_w = p.blur_w;
+  return q;
+}
+
 Shape OutputShape(const LayerParams& p, const Shape& in) {
   switch (p.kind) {
     case OpKind::kConv:
@@ -164,10 +184,19 @@ double LayerFlops(const LayerParams& p, const Shape& in, const Shape& out, OpKin
       return static_cast<double>(out.size()) *
              (2.0 * in.c * p.kernel_h * p.kernel_w + (p.bias ? 1 : 0));
     case OpKind::kMaxPool:
-    case OpKind::kAvgPool:
+    case OpKind::kAvgPool: {
       // One compare (max) or add (average; the divide stands in for the
-      // first cell, which needs no add) per window cell.
-      return static_cast<double>(out.size()) * p.kernel_h * p.kernel_w;
+      // first cell, which needs no add) per window cell. Blurred: the pool
+      // runs at stride 1 on the blurred axes, then a multiply-add per tap per
+      // value of each blur pass (time first, then frequency).
+      const Pool2dParams q = PoolParams(p, in);
+      const Pool2dParams stage = BlurStage(q);
+      const double sh = stage.out_h(), sw = stage.out_w();
+      double flops = static_cast<double>(in.c) * sh * sw * p.kernel_h * p.kernel_w;
+      if (p.blur_w > 1) flops += 2.0 * in.c * sh * out.w * p.blur_w;
+      if (p.blur_h > 1) flops += 2.0 * in.c * out.h * out.w * p.blur_h;
+      return flops;
+    }
     case OpKind::kDense:
       return static_cast<double>(out.c) * (2.0 * in_size + (p.bias ? 1 : 0));
     case OpKind::kGlobalAvgPool:

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nn/kernels.h"
 #include "nn/shape.h"
 #include "wavepool/v1/model_spec.pb.h"
 
@@ -39,6 +40,11 @@ struct LayerParams {
   uint32_t dilation_h = 1, dilation_w = 1;
   bool bias = false;               // conv and dense
   bool count_include_pad = false;  // average pooling
+  // Pooling's anti-aliasing blur: the spec's value (0..7 valid, checked by
+  // ValidateSpec), and the taps applied per axis: that value on an axis whose
+  // stride is > 1, else 1 (no blur).
+  uint32_t blur = 0;
+  uint32_t blur_h = 1, blur_w = 1;
   float epsilon = 1e-5f;           // batch-norm
 };
 
@@ -50,6 +56,9 @@ absl::StatusOr<LayerParams> Resolve(const ::wavepool::v1::LayerSpec& layer);
 
 // "layer 'pool2' (max_pool2d)": the prefix of every per-layer message.
 std::string LayerLabel(const ::wavepool::v1::LayerSpec& layer);
+
+// The kernel parameters of a max or average pooling layer on input `in`.
+Pool2dParams PoolParams(const LayerParams& p, const Shape& in);
 
 // Output shape of a layer the spec validation accepted.
 Shape OutputShape(const LayerParams& p, const Shape& in);

@@ -44,6 +44,7 @@ struct Trainer::Layer {
   std::vector<float> dact;   // gradient w.r.t. the output
   std::vector<float> mean, inv_std, var;  // batch-norm batch statistics
   std::vector<uint8_t> mask;              // dropout
+  std::vector<std::vector<float>> blur_scratch;  // blurred pooling, one per thread
   Conv2dParams conv() const {
     Conv2dParams c;
     c.in_c = in.c, c.in_h = in.h, c.in_w = in.w, c.out_c = out.c;
@@ -52,13 +53,7 @@ struct Trainer::Layer {
     c.dilation_h = p.dilation_h, c.dilation_w = p.dilation_w;
     return c;
   }
-  Pool2dParams pool() const {
-    Pool2dParams q;
-    q.c = in.c, q.in_h = in.h, q.in_w = in.w, q.kernel_h = p.kernel_h, q.kernel_w = p.kernel_w;
-    q.stride_h = p.stride_h, q.stride_w = p.stride_w, q.pad_h = p.pad_h, q.pad_w = p.pad_w;
-    q.count_include_pad = p.count_include_pad;
-    return q;
-  }
+  Pool2dParams pool() const { return internal::PoolParams(p, in); }
 };
 
 absl::Status TrainOptions::Validate() const {
@@ -151,6 +146,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const ModelSpec& spec,
       l->dropout_rate = ls.dropout().rate();
       l->mask.resize(max_batch * l->out.size());
     }
+    if ((p.kind == OpKind::kMaxPool || p.kind == OpKind::kAvgPool) && l->pool().blurred()) {
+      l->blur_scratch.assign(static_cast<size_t>(options.threads),
+                             std::vector<float>(BlurPoolScratch(l->pool())));
+    }
     if (p.kind == OpKind::kBatchNorm) {
       l->mean.resize(l->out.c);
       l->inv_std.resize(l->out.c);
@@ -219,8 +218,11 @@ double Trainer::ForwardBackward(const float* inputs, const int* labels, int n,
       case OpKind::kAvgPool: {
         const Pool2dParams q = l.pool();
         const bool max = l.p.kind == OpKind::kMaxPool;
-        pool.ParallelFor(n, [&](int, int b0, int b1) {
-          if (max) {
+        pool.ParallelFor(n, [&](int shard, int b0, int b1) {
+          if (q.blurred()) {
+            BlurPool2d(max ? PoolKind::kMax : PoolKind::kAvg, q, b1 - b0, x + b0 * isz,
+                       y + b0 * osz, l.blur_scratch[static_cast<size_t>(shard)].data());
+          } else if (max) {
             MaxPool2d(q, b1 - b0, x + b0 * isz, y + b0 * osz);
           } else {
             AvgPool2d(q, b1 - b0, x + b0 * isz, y + b0 * osz);
@@ -307,17 +309,20 @@ double Trainer::ForwardBackward(const float* inputs, const int* labels, int n,
         });
         break;
       }
-      case OpKind::kMaxPool: {
-        const Pool2dParams q = l.pool();
-        pool.ParallelFor(n, [&](int, int b0, int b1) {
-          MaxPool2dBackward(q, b1 - b0, in + b0 * isz, dy + b0 * osz, dx + b0 * isz);
-        });
-        break;
-      }
+      case OpKind::kMaxPool:
       case OpKind::kAvgPool: {
         const Pool2dParams q = l.pool();
-        pool.ParallelFor(n, [&](int, int b0, int b1) {
-          AvgPool2dBackward(q, b1 - b0, dy + b0 * osz, dx + b0 * isz);
+        const bool max = l.p.kind == OpKind::kMaxPool;
+        pool.ParallelFor(n, [&](int shard, int b0, int b1) {
+          if (q.blurred()) {
+            BlurPool2dBackward(max ? PoolKind::kMax : PoolKind::kAvg, q, b1 - b0, in + b0 * isz,
+                               dy + b0 * osz, dx + b0 * isz,
+                               l.blur_scratch[static_cast<size_t>(shard)].data());
+          } else if (max) {
+            MaxPool2dBackward(q, b1 - b0, in + b0 * isz, dy + b0 * osz, dx + b0 * isz);
+          } else {
+            AvgPool2dBackward(q, b1 - b0, dy + b0 * osz, dx + b0 * isz);
+          }
         });
         break;
       }

@@ -92,6 +92,21 @@ TEST(SweepVariant, ConvMovesTheStrideIntoThePrecedingConvolution) {
   }
 }
 
+TEST(SweepVariant, BlurIsMaxPoolingWithAThreeTapBlur) {
+  auto v = SweepVariant(Digits(), {}, {PoolKind::kBlur, 3, 2});
+  ASSERT_TRUE(v.ok()) << v.status();
+  int blurred = 0;
+  for (const auto& l : v->layers()) {
+    if (!l.has_max_pool2d()) continue;
+    ++blurred;
+    EXPECT_EQ(l.max_pool2d().blur(), 3u);
+    EXPECT_EQ(l.max_pool2d().kernel_time(), 3u);
+    EXPECT_EQ(l.max_pool2d().stride_freq(), 2u);
+  }
+  EXPECT_EQ(blurred, 3);
+  EXPECT_TRUE(nn::ValidateSpec(*v).ok());
+}
+
 TEST(SweepVariant, ChangesOnlyTheNamedLayers) {
   const v1::ModelSpec base = Digits();
   auto v = SweepVariant(base, {"pool2"}, {PoolKind::kAvg, 4, 1});
@@ -134,7 +149,7 @@ TEST(SweepVariant, OneDimensionalPoolingTakesNoFrequencyStride) {
 
 TEST(SweepGrid, NamesAndKinds) {
   EXPECT_EQ(SweepTag({PoolKind::kConv, 2, 3}), "conv-t2-f3");
-  for (const char* k : {"max", "avg", "conv"}) {
+  for (const char* k : {"max", "avg", "conv", "blur"}) {
     auto kind = ParsePoolKind(k);
     ASSERT_TRUE(kind.ok());
     EXPECT_EQ(PoolKindName(*kind), k);

@@ -77,11 +77,13 @@ grep -q "<svg" "$WORK/cm.svg" || fail "confusion svg"
 # and chart written; a second run reuses the trained models.
 SWEEP=("$CLI" sweep --spec "$SRC/specs/digits.json" --data "$SRC/tests/data/fsdd"
   --split speaker:jackson --epochs 1 --batch-size 16 --time-strides 2,4 --freq-strides 2,4
-  --pool-kinds max,avg --latency-runs 3 --out "$WORK/sweep")
+  --pool-kinds max,blur --latency-runs 3 --max-shift 40 --shift-step 20 --out "$WORK/sweep")
 "${SWEEP[@]}" >"$WORK/sweep.txt" 2>&1 || { cat "$WORK/sweep.txt"; fail "sweep"; }
 [ "$(wc -l <"$WORK/sweep/sweep.jsonl")" = 8 ] || fail "sweep: 8 points"
 [ "$(grep -c '"invalid"' "$WORK/sweep/sweep.jsonl")" = 4 ] || fail "sweep: f4 points are invalid"
-grep -q '^| avg-t4-f2 | avg | 4 | 2 | 96x5x1 |' "$WORK/sweep/sweep.md" || { cat "$WORK/sweep/sweep.md"; fail "sweep table"; }
+grep -q '^| blur-t4-f2 | blur | 4 | 2 | 96x5x1 |' "$WORK/sweep/sweep.md" || { cat "$WORK/sweep/sweep.md"; fail "sweep table"; }
+grep -q '"blur": 3' "$WORK/sweep/blur-t2-f2/spec.json" || fail "sweep: blur point's spec"
+[ "$(grep -c '"shift_consistency":0\.\|"shift_consistency":1\.' "$WORK/sweep/sweep.jsonl")" = 4 ] || fail "sweep: shift consistency per trained point"
 [ -f "$WORK/sweep/max-t2-f2/weights.safetensors" ] || fail "sweep model folder"
 grep -q "<circle" "$WORK/sweep/sweep.svg" || fail "sweep chart"
 "${SWEEP[@]}" >"$WORK/sweep2.txt" 2>&1 || { cat "$WORK/sweep2.txt"; fail "sweep rerun"; }

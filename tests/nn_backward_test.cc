@@ -1,7 +1,8 @@
 // The backward passes of nn/backward.h, each against central finite
 // differences of a double-precision forward written here (explicit padding
 // checks, naive loops), driven by one table of cases: odd sizes, unequal time /
-// frequency kernels, strides, padding and dilation, batch > 1. Each case is
+// frequency kernels, strides, padding and dilation, batch > 1, anti-aliased
+// (blurred) pooling. Each case is
 // also a check that the library's float forward is the function differentiated.
 //
 // Loss: L = sum_i r_i y_i with r a random upstream gradient (the softmax
@@ -52,6 +53,7 @@ struct BackwardCase {
   uint32_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
   bool bias = true;          // conv, dense
   bool include_pad = false;  // avg pool
+  uint32_t blur = 0;         // pools: binomial taps on each axis of stride > 1 (BlurPool2d)
   float eps = 1e-5f;         // batch-norm
   float rate = 0.0f;         // dropout
   float smoothing = 0.0f;    // softmax cross-entropy
@@ -79,6 +81,13 @@ const BackwardCase kCases[] = {
   {.name = "avg_pool2d_unequal_overlapping", .op = Op::kAvgPool, .in = {3, 10, 11}, .batch = 3, .kh = 2, .kw = 4, .sh = 3, .sw = 1, .pw = 2},
   {.name = "avg_pool1d_include_pad", .op = Op::kAvgPool, .in = {4, 1, 20}, .batch = 2, .kw = 4, .sw = 4, .pw = 2, .include_pad = true},
   {.name = "avg_pool1d_exclude_pad", .op = Op::kAvgPool, .in = {3, 1, 17}, .batch = 3, .kw = 5, .sw = 3, .pw = 2},
+  {.name = "max_pool2d_blur3_unequal_strides", .op = Op::kMaxPool, .in = {2, 9, 13}, .batch = 2, .kh = 2, .kw = 3, .sh = 2, .sw = 3, .blur = 3},
+  {.name = "max_pool2d_blur4_time_only_pad", .op = Op::kMaxPool, .in = {2, 7, 15}, .batch = 2, .kh = 3, .kw = 2, .sh = 1, .sw = 2, .ph = 1, .blur = 4},
+  {.name = "max_pool2d_blur6_stride_over_kernel", .op = Op::kMaxPool, .in = {1, 10, 21}, .batch = 2, .kh = 1, .kw = 2, .sh = 2, .sw = 3, .blur = 6},
+  {.name = "max_pool1d_blur5_pad", .op = Op::kMaxPool, .in = {3, 1, 19}, .batch = 2, .kw = 3, .sw = 2, .pw = 1, .blur = 5},
+  {.name = "avg_pool2d_blur2_include_pad", .op = Op::kAvgPool, .in = {2, 9, 14}, .batch = 2, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .include_pad = true, .blur = 2},
+  {.name = "avg_pool2d_blur3_freq_only_exclude_pad", .op = Op::kAvgPool, .in = {3, 11, 8}, .batch = 2, .kh = 3, .kw = 2, .sh = 3, .sw = 1, .ph = 1, .blur = 3},
+  {.name = "avg_pool1d_blur7_axis_shorter_than_pad", .op = Op::kAvgPool, .in = {2, 1, 4}, .batch = 3, .kw = 2, .sw = 2, .blur = 7},
   {.name = "global_avg_pool", .op = Op::kGlobalAvgPool, .in = {3, 7, 11}, .batch = 3},
   {.name = "global_max_pool", .op = Op::kGlobalMaxPool, .in = {2, 5, 9}, .batch = 2},
   {.name = "dense_flattens", .op = Op::kDense, .in = {3, 4, 5}, .batch = 3, .out_c = 7},
@@ -139,7 +148,59 @@ Conv2dParams ConvParams(const BackwardCase& c) {
   return {c.in.c, c.in.h, c.in.w, c.out_c, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.dh, c.dw};
 }
 Pool2dParams PoolParams(const BackwardCase& c) {
-  return {c.in.c, c.in.h, c.in.w, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.include_pad};
+  Pool2dParams p{c.in.c, c.in.h, c.in.w, c.kh, c.kw, c.sh, c.sw, c.ph, c.pw, c.include_pad};
+  p.blur_h = c.blur > 1 && c.sh > 1 ? c.blur : 1;
+  p.blur_w = c.blur > 1 && c.sw > 1 ? c.blur : 1;
+  return p;
+}
+
+// Written out here, independent of the library's: mirror an index into
+// [0, n) (no edge repeat), again and again until it lands.
+int64_t Mirror(int64_t i, int64_t n) {
+  if (n == 1) return 0;
+  while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
+  return i;
+}
+
+// Pascal's row n - 1 over 2^(n - 1).
+std::vector<double> Binomial(uint32_t n) {
+  std::vector<double> f(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    double c = 1;
+    for (uint32_t j = 0; j < k; ++j) c = c * (n - 1 - j) / (j + 1);
+    f[k] = c / std::pow(2.0, n - 1);
+  }
+  return f;
+}
+
+// Anti-aliased pooling in double, the way the paper's code does it: the pool
+// at stride 1 on each blurred axis, then one 2-D (outer product) binomial
+// filter over the reflect-padded stage, sampled every stride. `pool` is the
+// unblurred pool's reference with the strides given.
+template <typename PoolFn>
+std::vector<double> RefBlurPool(const BackwardCase& c, PoolFn pool) {
+  const bool bh = c.blur > 1 && c.sh > 1, bw = c.blur > 1 && c.sw > 1;
+  const uint32_t ssh = bh ? 1 : c.sh, ssw = bw ? 1 : c.sw;
+  const int64_t sh = OutSize(c.in.h, c.kh, ssh, c.ph, 1), sw = OutSize(c.in.w, c.kw, ssw, c.pw, 1);
+  const std::vector<double> stage = pool(ssh, ssw);
+  const std::vector<double> fh = bh ? Binomial(c.blur) : std::vector<double>{1.0};
+  const std::vector<double> fw = bw ? Binomial(c.blur) : std::vector<double>{1.0};
+  const int64_t ph = (int64_t(fh.size()) - 1) / 2, pw = (int64_t(fw.size()) - 1) / 2;
+  const Shape out = OutShape(c);
+  std::vector<double> y(OutCount(c), 0.0);
+  for (int64_t p = 0; p < int64_t{c.in.c} * c.batch; ++p)
+    for (int64_t oy = 0; oy < out.h; ++oy)
+      for (int64_t ox = 0; ox < out.w; ++ox) {
+        double acc = 0;
+        for (size_t ky = 0; ky < fh.size(); ++ky)
+          for (size_t kx = 0; kx < fw.size(); ++kx) {
+            const int64_t iy = Mirror(oy * (bh ? c.sh : 1) - ph + int64_t(ky), sh);
+            const int64_t ix = Mirror(ox * (bw ? c.sw : 1) - pw + int64_t(kx), sw);
+            acc += fh[ky] * fw[kx] * stage[(p * sh + iy) * sw + ix];
+          }
+        y[(p * out.h + oy) * out.w + ox] = acc;
+      }
+  return y;
 }
 
 std::vector<float> Uniform(size_t n, std::mt19937& rng, float lo, float hi) {
@@ -241,26 +302,35 @@ std::vector<double> RefForward(const BackwardCase& c, const Inputs& t, const std
             }
       break;
     case Op::kMaxPool:
-    case Op::kAvgPool:
-      for (int64_t b = 0; b < c.batch; ++b)
-        for (int64_t ch = 0; ch < in.c; ++ch)
-          for (int64_t oy = 0; oy < out.h; ++oy)
-            for (int64_t ox = 0; ox < out.w; ++ox) {
-              double m = 0, sum = 0;
-              int real = 0;
-              for (int64_t ky = 0; ky < c.kh; ++ky)
-                for (int64_t kx = 0; kx < c.kw; ++kx) {
-                  const int64_t iy = oy * c.sh - c.ph + ky, ix = ox * c.sw - c.pw + kx;
-                  if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;  // padding
-                  const double v = X(b, ch, iy, ix);
-                  if (real == 0 || v > m) m = v;
-                  sum += v;
-                  ++real;
-                }
-              const double area = c.include_pad ? double(c.kh) * c.kw : double(real);
-              y[at(b, ch, oy, ox)] = c.op == Op::kMaxPool ? m : sum / area;
-            }
+    case Op::kAvgPool: {
+      // The plain pool at strides (sy, sx), [batch, C, oh, ow].
+      const auto pool = [&](uint32_t sy, uint32_t sx) {
+        const int64_t oh = OutSize(in.h, c.kh, sy, c.ph, 1), ow = OutSize(in.w, c.kw, sx, c.pw, 1);
+        std::vector<double> p(size_t(c.batch) * in.c * oh * ow);
+        for (int64_t b = 0; b < c.batch; ++b)
+          for (int64_t ch = 0; ch < in.c; ++ch)
+            for (int64_t oy = 0; oy < oh; ++oy)
+              for (int64_t ox = 0; ox < ow; ++ox) {
+                double m = 0, sum = 0;
+                int real = 0;
+                for (int64_t ky = 0; ky < c.kh; ++ky)
+                  for (int64_t kx = 0; kx < c.kw; ++kx) {
+                    const int64_t iy = oy * sy - c.ph + ky, ix = ox * sx - c.pw + kx;
+                    if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) continue;  // padding
+                    const double v = X(b, ch, iy, ix);
+                    if (real == 0 || v > m) m = v;
+                    sum += v;
+                    ++real;
+                  }
+                const double area = c.include_pad ? double(c.kh) * c.kw : double(real);
+                p[((b * in.c + ch) * oh + oy) * ow + ox] = c.op == Op::kMaxPool ? m : sum / area;
+              }
+        return p;
+      };
+      if (c.blur > 1) return RefBlurPool(c, pool);
+      y = pool(c.sh, c.sw);
       break;
+    }
     case Op::kGlobalAvgPool:
     case Op::kGlobalMaxPool:
       for (int64_t p = 0; p < int64_t{in.c} * c.batch; ++p) {
@@ -395,8 +465,20 @@ std::vector<float> RunForward(const BackwardCase& c, const Inputs& t) {
     case Op::kConv:
       Conv2d(ConvParams(c), c.batch, x, t.weight.data(), c.bias ? t.bias.data() : nullptr, y.data());
       break;
-    case Op::kMaxPool: MaxPool2d(PoolParams(c), c.batch, x, y.data()); break;
-    case Op::kAvgPool: AvgPool2d(PoolParams(c), c.batch, x, y.data()); break;
+    case Op::kMaxPool:
+    case Op::kAvgPool: {
+      const Pool2dParams p = PoolParams(c);
+      const PoolKind kind = c.op == Op::kMaxPool ? PoolKind::kMax : PoolKind::kAvg;
+      if (p.blurred()) {
+        std::vector<float> scratch(BlurPoolScratch(p));
+        BlurPool2d(kind, p, c.batch, x, y.data(), scratch.data());
+      } else if (kind == PoolKind::kMax) {
+        MaxPool2d(p, c.batch, x, y.data());
+      } else {
+        AvgPool2d(p, c.batch, x, y.data());
+      }
+      break;
+    }
     case Op::kGlobalAvgPool: GlobalAvgPool(c.in.c, hw, c.batch, x, y.data()); break;
     case Op::kGlobalMaxPool: GlobalMaxPool(c.in.c, hw, c.batch, x, y.data()); break;
     case Op::kDense:
@@ -436,8 +518,21 @@ void RunBackward(const BackwardCase& c, const Inputs& t, bool with_din, Grads& g
       Conv2dBackward(ConvParams(c), c.batch, x, t.weight.data(), dy, din, g.dweight.data(),
                      g.dbias.data_or_null());
       break;
-    case Op::kMaxPool: MaxPool2dBackward(PoolParams(c), c.batch, x, dy, din); break;
-    case Op::kAvgPool: AvgPool2dBackward(PoolParams(c), c.batch, dy, din); break;
+    case Op::kMaxPool:
+    case Op::kAvgPool: {
+      const Pool2dParams p = PoolParams(c);
+      const PoolKind kind = c.op == Op::kMaxPool ? PoolKind::kMax : PoolKind::kAvg;
+      if (p.blurred()) {
+        // Scratch filled with NaN: the backward must not read what it did not write.
+        std::vector<float> scratch(BlurPoolScratch(p), std::numeric_limits<float>::quiet_NaN());
+        BlurPool2dBackward(kind, p, c.batch, x, dy, din, scratch.data());
+      } else if (kind == PoolKind::kMax) {
+        MaxPool2dBackward(p, c.batch, x, dy, din);
+      } else {
+        AvgPool2dBackward(p, c.batch, dy, din);
+      }
+      break;
+    }
     case Op::kGlobalAvgPool: GlobalAvgPoolBackward(c.in.c, hw, c.batch, dy, din); break;
     case Op::kGlobalMaxPool: GlobalMaxPoolBackward(c.in.c, hw, c.batch, x, dy, din); break;
     case Op::kDense:

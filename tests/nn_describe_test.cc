@@ -121,6 +121,47 @@ TEST(Describe, StrideOverrideChangesStepAndDownstreamShapes) {
   EXPECT_DOUBLE_EQ(d->layers(0).time_step_ms(), 20);           // upstream unchanged
 }
 
+TEST(Describe, BlurWidensReceptiveFieldNotStepAndCountsItsCost) {
+  ModelSpec spec = Tiny();
+  ::wavepool::v1::PoolOverride o;
+  o.set_layer("pool1");
+  o.set_field("blur");
+  o.set_value(3);
+  ASSERT_TRUE(ApplyPoolOverrides({&o, 1}, &spec).ok());
+  auto d = Describe(spec);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const auto& pool = d->layers(1);
+  EXPECT_EQ(ShapeOf(pool), (std::vector<uint32_t>{8, 19, 16}));  // as unblurred
+  // Time, in frames: conv1 rf 5 jump 2; max k3 at stride 1: rf 5 + 2 x 2 = 9;
+  // blur 3 taps at stride 3: rf 9 + 2 x 2 = 13, jump 6 (unblurred: rf 9).
+  EXPECT_DOUBLE_EQ(pool.time_step_ms(), 60);
+  EXPECT_DOUBLE_EQ(pool.receptive_field_ms(), (12 * 160 + 400) / 16.0);  // 145 ms
+  // Frequency, in bands: conv1 rf 3; max k2 at stride 1: 4; blur 3 at stride 2: 6.
+  EXPECT_DOUBLE_EQ(pool.freq_step_bands(), 2);
+  EXPECT_DOUBLE_EQ(pool.receptive_field_bands(), 6);
+  // Stage [8, 37, 46] at 6 cells each; time pass 2 x 3 per [8, 37, 16] value;
+  // frequency pass 2 x 3 per [8, 19, 16] value.
+  EXPECT_DOUBLE_EQ(pool.mflops(),
+                   (8.0 * 37 * 46 * 6 + 2.0 * 8 * 37 * 16 * 3 + 2.0 * 8 * 19 * 16 * 3) / 1e6);
+  EXPECT_THAT(FormatDescription(spec, *d), HasSubstr("max_pool2d+blur3"));
+}
+
+TEST(Describe, BlurSkipsAnAxisOfStrideOne) {
+  ModelSpec spec = Tiny();
+  ::wavepool::v1::PoolOverride o[2];
+  o[0].set_layer("pool1"), o[0].set_field("blur"), o[0].set_value(5);
+  o[1].set_layer("pool1"), o[1].set_field("stride_freq"), o[1].set_value(1);
+  ASSERT_TRUE(ApplyPoolOverrides({o, 2}, &spec).ok());
+  auto d = Describe(spec);
+  ASSERT_TRUE(d.ok()) << d.status();
+  const auto& pool = d->layers(1);
+  EXPECT_EQ(ShapeOf(pool), (std::vector<uint32_t>{8, 37, 16}));
+  EXPECT_DOUBLE_EQ(pool.receptive_field_bands(), 4);  // conv 3 + pool 2 - 1: no blur
+  EXPECT_DOUBLE_EQ(pool.receptive_field_ms(), ((9 + 4 * 2 - 1) * 160 + 400) / 16.0);  // + 4 taps x jump 2
+  // Stage [8, 37, 46]; only the time pass (5 taps).
+  EXPECT_DOUBLE_EQ(pool.mflops(), (8.0 * 37 * 46 * 6 + 2.0 * 8 * 37 * 16 * 5) / 1e6);
+}
+
 TEST(Describe, MelAsChannelsSeesAllBands) {
   ModelSpec spec = Tiny();
   spec.mutable_front_end()->set_layout(::wavepool::v1::MEL_AS_CHANNELS);

@@ -256,6 +256,20 @@ TEST(ModelRun, RunDoesNotAllocate) {
   EXPECT_EQ(g_allocations.load() - before, 0);
 }
 
+// Blurred pooling runs plane by plane in the Workspace's scratch.
+TEST(ModelRun, BlurredPoolRunDoesNotAllocate) {
+  ModelSpec spec = Small();
+  spec.mutable_layers(3)->mutable_max_pool2d()->set_blur(5);
+  auto m = Model::Create(spec, SmallWeights(2));
+  ASSERT_TRUE(m.ok()) << m.status();
+  Workspace ws(**m, 4);
+  const std::vector<float> x = Random((*m)->input_size() * 4, 3);
+  std::vector<float> out((*m)->output_size() * 4);
+  const long before = g_allocations.load();
+  for (int batch = 1; batch <= 4; ++batch) (*m)->Run(x.data(), batch, out.data(), ws);
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
 class ModelLoad : public ::testing::Test {
  protected:
   void SetUp() override {

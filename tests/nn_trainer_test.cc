@@ -40,8 +40,16 @@ ModelSpec SmallSpec() {
   return *spec;
 }
 
-TEST(Trainer, GradientsMatchFiniteDifferencesOfItsLoss) {
-  const ModelSpec spec = SmallSpec();
+// The same spec with both pools anti-aliased: ap blurs frequency (its time
+// stride is 1), mp blurs time; 3 taps each.
+ModelSpec SmallBlurredSpec() {
+  ModelSpec spec = SmallSpec();
+  spec.mutable_layers(3)->mutable_avg_pool2d()->set_blur(3);
+  spec.mutable_layers(4)->mutable_max_pool2d()->set_blur(3);
+  return spec;
+}
+
+void ExpectGradientsMatchFiniteDifferences(const ModelSpec& spec) {
   auto init = InitWeights(spec, 3);
   ASSERT_TRUE(init.ok());
   TrainOptions o;
@@ -83,6 +91,15 @@ TEST(Trainer, GradientsMatchFiniteDifferencesOfItsLoss) {
     }
   }
   EXPECT_EQ(checked, 43);  // c1 18 + 3, bn 3 + 3, fc 12 + 4
+}
+
+TEST(Trainer, GradientsMatchFiniteDifferencesOfItsLoss) {
+  ExpectGradientsMatchFiniteDifferences(SmallSpec());
+}
+
+// Through the trainer's blurred-pool path (per-thread scratch, two threads).
+TEST(Trainer, BlurredPoolGradientsMatchFiniteDifferencesOfItsLoss) {
+  ExpectGradientsMatchFiniteDifferences(SmallBlurredSpec());
 }
 
 // Features of the committed FSDD clips (digits 0-9, two speakers), one window each.
