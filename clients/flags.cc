@@ -21,7 +21,8 @@ ABSL_FLAG(double, chunk_ms, 100, "milliseconds of signal per message when stream
 ABSL_FLAG(uint32_t, top_k, 1, "labels per window");
 ABSL_FLAG(bool, json, false, "print responses as JSON lines");
 ABSL_FLAG(std::vector<std::string>, override, {},
-          "pooling overrides for describe, e.g. pool1.stride_time=4 (comma-separated)");
+          "pooling overrides for describe and eval, e.g. pool1.stride_time=4,pool1.blur=3 "
+          "(comma-separated)");
 ABSL_FLAG(std::string, model_dir, "",
           "describe: read the spec from this model folder instead of asking the server");
 ABSL_FLAG(std::string, service, "", "health: service name (empty = the whole server)");

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
       "  train --spec S --data DIR --out DIR [--split official|speaker:NAME|all]\n"
       "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
       "       [--shift-consistency [--max-shift K] [--shift-step S]] [--tta-shifts 0,40,80 --tta-pool avg|max]\n"
+      "       [--override pool1.blur=3,...]\n"
       "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"
       "        [--sweep 1,10,100] [--plot FILE.svg]   load test: latency percentiles, windows/s\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");

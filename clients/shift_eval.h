@@ -58,9 +58,11 @@ struct ShiftEvalResult {
   std::vector<double> score_change;
   double mean_consistency = 0;  // mean of `consistency` (1 when no shifts)
   // Cost of the unshifted evaluation alone (what a deployment pays per
-  // example): model windows run, and wall time of front end + model.
+  // example): model windows run, and the wall and process CPU time of front
+  // end + model (CPU time is the steadier figure on a shared machine).
   int64_t forward_passes = 0;
   double seconds = 0;
+  double cpu_seconds = 0;
 };
 
 // Digit models: clips with their digits (FSDD); labels must be 0-9 and
