@@ -111,9 +111,10 @@ absl::Status ShiftEvalOptions::Validate() const {
     }
   }
   for (int s : tta_shifts) {
-    if (s < 0 || s > kMaxShiftSamples) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("TTA shift ", s, " must be in [0, ", kMaxShiftSamples, "] samples"));
+    if (s < -kMaxShiftSamples || s > kMaxShiftSamples) {
+      return absl::InvalidArgumentError(absl::StrCat("TTA shift ", s, " must be in [",
+                                                     -kMaxShiftSamples, ", ", kMaxShiftSamples,
+                                                     "] samples"));
     }
   }
   if (batch < 1) return absl::InvalidArgumentError(absl::StrCat("batch (", batch, ") must be >= 1"));
@@ -179,7 +180,7 @@ absl::StatusOr<ShiftEvalOptions> ShiftEvalOptionsFromFlags() {
   }
   const std::string tta = absl::GetFlag(FLAGS_tta_shifts);
   if (!tta.empty()) {
-    absl::StatusOr<std::vector<int>> t = ParseShiftList(tta, 0);
+    absl::StatusOr<std::vector<int>> t = ParseShiftList(tta, -kMaxShiftSamples);
     if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("--tta-shifts: ", t.status().message()));
     o.tta_shifts = *std::move(t);
   }
@@ -212,11 +213,13 @@ absl::StatusOr<ShiftEvalResult> EvalDigitShifts(const nn::Model& model,
   int64_t passes = 0;
   std::vector<float> delayed;
 
-  // Digit scores of one clip delayed by `shift`: the per-digit maximum over its
-  // windows of the softmax probabilities (the eval rule: best digit in any window).
+  // Digit scores of one clip delayed by `shift` (advanced when negative: its
+  // first -shift samples dropped): the per-digit maximum over its windows of
+  // the softmax probabilities (the eval rule: best digit in any window).
   const auto clip_scores = [&](const Clip& c, int shift, std::vector<float>* best) -> absl::Status {
-    delayed.assign(static_cast<size_t>(shift), 0.0f);
-    delayed.insert(delayed.end(), c.samples.begin(), c.samples.end());
+    const size_t drop = shift < 0 ? std::min(c.samples.size(), static_cast<size_t>(-int64_t{shift})) : 0;
+    delayed.assign(static_cast<size_t>(std::max(shift, 0)), 0.0f);
+    delayed.insert(delayed.end(), c.samples.begin() + static_cast<long>(drop), c.samples.end());
     bool padded = false;
     auto windows = dsp::FeatureWindows(*fo, delayed, &padded);
     if (!windows.ok()) return windows.status();
@@ -291,6 +294,11 @@ absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std:
   }
   std::sort(offsets.begin(), offsets.end());
   offsets.erase(std::unique(offsets.begin(), offsets.end()), offsets.end());
+  if (offsets.front() <= -base.before_samples()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a shift plus TTA shift of ", offsets.front(), " samples must be > -", base.before_samples(),
+        " (the window's samples before the R peak)"));
+  }
   if (offsets.back() >= base.after_samples()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a shift plus TTA shift of ", offsets.back(), " samples must be < the ",
