@@ -183,7 +183,9 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
   if (!shift_options.ok()) return Fail(std::string(shift_options.status().message()));
   std::vector<std::string> shift_reports;
   for (const std::string& dir : model_dirs) {
-    auto model = nn::Model::Load(dir);
+    auto overrides = PoolOverridesFromFlag();
+    if (!overrides.ok()) return Fail(std::string(overrides.status().message()));
+    auto model = nn::Model::Load(dir, *overrides);
     if (!model.ok()) return Fail(std::string(model.status().message()));
     const v1::ModelSpec& spec = (*model)->spec();
     if (auto s = CheckAamiLabels(spec); !s.ok()) return Fail(std::string(s.message()));

@@ -21,7 +21,8 @@ ABSL_FLAG(double, chunk_ms, 100, "milliseconds of signal per message when stream
 ABSL_FLAG(uint32_t, top_k, 1, "labels per window");
 ABSL_FLAG(bool, json, false, "print responses as JSON lines");
 ABSL_FLAG(std::vector<std::string>, override, {},
-          "pooling overrides for describe, e.g. pool1.stride_time=4 (comma-separated)");
+          "pooling overrides for describe and eval, e.g. pool1.stride_time=4,pool1.blur=3 "
+          "(comma-separated)");
 ABSL_FLAG(std::string, model_dir, "",
           "describe: read the spec from this model folder instead of asking the server");
 ABSL_FLAG(std::string, service, "", "health: service name (empty = the whole server)");
@@ -51,8 +52,8 @@ ABSL_FLAG(bool, shift_consistency, false,
 ABSL_FLAG(int, max_shift, 8, "eval --shift-consistency: largest shift, in samples at the model rate");
 ABSL_FLAG(int, shift_step, 1, "eval --shift-consistency: shifts step, max-shift, in samples");
 ABSL_FLAG(std::string, tta_shifts, "",
-          "eval: test-time shift pooling, e.g. 0,40,80: classify each input at these delays "
-          "(samples) and pool the scores (--tta-pool)");
+          "eval: test-time shift pooling, e.g. 0,40,80 or =-4,0,4: classify each input at "
+          "these delays (samples; negative = advanced) and pool the scores (--tta-pool)");
 ABSL_FLAG(std::string, tta_pool, "avg", "eval --tta-shifts: avg or max of the class scores");
 ABSL_FLAG(bool, events_only, false, "stream: print only events (and the summary)");
 ABSL_FLAG(int, ecg_n_per_epoch, 12000, "train (ECG): N beats drawn afresh each epoch (all other classes are used every epoch)");

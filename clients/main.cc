@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
       "  train --spec S --data DIR --out DIR [--split official|speaker:NAME|all]\n"
       "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
       "       [--shift-consistency [--max-shift K] [--shift-step S]] [--tta-shifts 0,40,80 --tta-pool avg|max]\n"
+      "       [--override pool1.blur=3,...]\n"
       "  sweep --spec S --data DIR --out DIR [--time-strides 1,2,3] [--freq-strides 1,2,3]\n"
       "        [--pool-kinds max,avg,conv,blur]   train a model per pooling choice, plot accuracy vs cost\n"
       "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"

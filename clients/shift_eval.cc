@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <map>
 #include <utility>
 
@@ -110,9 +111,10 @@ absl::Status ShiftEvalOptions::Validate() const {
     }
   }
   for (int s : tta_shifts) {
-    if (s < 0 || s > kMaxShiftSamples) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("TTA shift ", s, " must be in [0, ", kMaxShiftSamples, "] samples"));
+    if (s < -kMaxShiftSamples || s > kMaxShiftSamples) {
+      return absl::InvalidArgumentError(absl::StrCat("TTA shift ", s, " must be in [",
+                                                     -kMaxShiftSamples, ", ", kMaxShiftSamples,
+                                                     "] samples"));
     }
   }
   if (batch < 1) return absl::InvalidArgumentError(absl::StrCat("batch (", batch, ") must be >= 1"));
@@ -144,12 +146,14 @@ std::string FormatShiftEval(const ShiftEvalOptions& options, const ShiftEvalResu
   }
   absl::StrAppendFormat(&s, "%lld %s; test-time shift pooling: %s\n", static_cast<long long>(r.examples),
                         unit, tta);
-  absl::StrAppendFormat(&s, "accuracy %.2f%%  cost: %lld forward passes (%.2f per %s), %.3f s (%.2f ms per %s)\n",
+  const std::string one = unit.substr(0, unit.size() - 1);
+  const auto n = static_cast<double>(std::max<int64_t>(1, r.examples));
+  absl::StrAppendFormat(&s,
+                        "accuracy %.2f%%  cost: %lld forward passes (%.2f per %s), CPU %.3f s "
+                        "(%.2f ms per %s), wall %.3f s\n",
                         100 * r.accuracy, static_cast<long long>(r.forward_passes),
-                        static_cast<double>(r.forward_passes) / std::max<int64_t>(1, r.examples),
-                        unit.substr(0, unit.size() - 1), r.seconds,
-                        1000 * r.seconds / static_cast<double>(std::max<int64_t>(1, r.examples)),
-                        unit.substr(0, unit.size() - 1));
+                        static_cast<double>(r.forward_passes) / n, one, r.cpu_seconds,
+                        1000 * r.cpu_seconds / n, one, r.seconds);
   if (r.shifts.empty()) return s;
   absl::StrAppend(&s, "shift consistency (top class unchanged when the input is delayed by s samples):\n");
   for (size_t i = 0; i < r.shifts.size(); ++i) {
@@ -176,7 +180,7 @@ absl::StatusOr<ShiftEvalOptions> ShiftEvalOptionsFromFlags() {
   }
   const std::string tta = absl::GetFlag(FLAGS_tta_shifts);
   if (!tta.empty()) {
-    absl::StatusOr<std::vector<int>> t = ParseShiftList(tta, 0);
+    absl::StatusOr<std::vector<int>> t = ParseShiftList(tta, -kMaxShiftSamples);
     if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("--tta-shifts: ", t.status().message()));
     o.tta_shifts = *std::move(t);
   }
@@ -209,11 +213,13 @@ absl::StatusOr<ShiftEvalResult> EvalDigitShifts(const nn::Model& model,
   int64_t passes = 0;
   std::vector<float> delayed;
 
-  // Digit scores of one clip delayed by `shift`: the per-digit maximum over its
-  // windows of the softmax probabilities (the eval rule: best digit in any window).
+  // Digit scores of one clip delayed by `shift` (advanced when negative: its
+  // first -shift samples dropped): the per-digit maximum over its windows of
+  // the softmax probabilities (the eval rule: best digit in any window).
   const auto clip_scores = [&](const Clip& c, int shift, std::vector<float>* best) -> absl::Status {
-    delayed.assign(static_cast<size_t>(shift), 0.0f);
-    delayed.insert(delayed.end(), c.samples.begin(), c.samples.end());
+    const size_t drop = shift < 0 ? std::min(c.samples.size(), static_cast<size_t>(-int64_t{shift})) : 0;
+    delayed.assign(static_cast<size_t>(std::max(shift, 0)), 0.0f);
+    delayed.insert(delayed.end(), c.samples.begin() + static_cast<long>(drop), c.samples.end());
     bool padded = false;
     auto windows = dsp::FeatureWindows(*fo, delayed, &padded);
     if (!windows.ok()) return windows.status();
@@ -240,13 +246,14 @@ absl::StatusOr<ShiftEvalResult> EvalDigitShifts(const nn::Model& model,
   p.scores.resize(1 + options.shifts.size());
   std::vector<std::vector<float>> rows(tta.size());
   std::vector<float> pooled;
-  double seconds = 0;
+  double seconds = 0, cpu_seconds = 0;
   int64_t base_passes = 0;
   for (const Clip& c : clips) {
     p.truth.push_back(c.digit);
     for (size_t s = 0; s < p.scores.size(); ++s) {
       const int base = s == 0 ? 0 : options.shifts[s - 1];
       const Clock::time_point start = Clock::now();
+      const std::clock_t cpu_start = std::clock();
       const int64_t passes_before = passes;
       for (size_t t = 0; t < tta.size(); ++t) {
         if (absl::Status st = clip_scores(c, base + tta[t], &rows[t]); !st.ok()) return st;
@@ -255,6 +262,7 @@ absl::StatusOr<ShiftEvalResult> EvalDigitShifts(const nn::Model& model,
       p.Add(s, pooled);
       if (s == 0) {
         seconds += std::chrono::duration<double>(Clock::now() - start).count();
+        cpu_seconds += static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
         base_passes += passes - passes_before;
       }
     }
@@ -262,6 +270,7 @@ absl::StatusOr<ShiftEvalResult> EvalDigitShifts(const nn::Model& model,
   ShiftEvalResult r = Summarise(options, p);
   r.forward_passes = base_passes;
   r.seconds = seconds;
+  r.cpu_seconds = cpu_seconds;
   return r;
 }
 
@@ -285,6 +294,11 @@ absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std:
   }
   std::sort(offsets.begin(), offsets.end());
   offsets.erase(std::unique(offsets.begin(), offsets.end()), offsets.end());
+  if (offsets.front() <= -base.before_samples()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a shift plus TTA shift of ", offsets.front(), " samples must be > -", base.before_samples(),
+        " (the window's samples before the R peak)"));
+  }
   if (offsets.back() >= base.after_samples()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a shift plus TTA shift of ", offsets.back(), " samples must be < the ",
@@ -296,7 +310,7 @@ absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std:
   p.classes = classes;
   p.scores.resize(1 + options.shifts.size());
   int64_t base_passes = 0;
-  double seconds = 0;
+  double seconds = 0, cpu_seconds = 0;
   for (const std::string& record : records) {
     // Softmax scores per offset, [beats x classes].
     std::map<int, std::vector<float>> by_offset;
@@ -304,6 +318,7 @@ absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std:
     std::vector<int64_t> r_ref;
     for (int off : offsets) {
       const Clock::time_point start = Clock::now();
+      const std::clock_t cpu_start = std::clock();
       absl::StatusOr<RecordBeats> rb = LoadRecordBeats(data_dir, record, ShiftedBeatOptions(base, off));
       if (!rb.ok()) return rb.status();
       if (off == offsets.front()) {
@@ -327,6 +342,7 @@ absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std:
       // The unshifted TTA offsets are what a deployment pays for.
       if (std::find(tta.begin(), tta.end(), off) != tta.end()) {
         seconds += std::chrono::duration<double>(Clock::now() - start).count();
+        cpu_seconds += static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
         base_passes += static_cast<int64_t>(rb->beats());
       }
     }
@@ -349,6 +365,7 @@ absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std:
   ShiftEvalResult r = Summarise(options, p);
   r.forward_passes = base_passes;
   r.seconds = seconds;
+  r.cpu_seconds = cpu_seconds;
   return r;
 }
 

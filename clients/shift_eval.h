@@ -34,9 +34,10 @@ struct ShiftEvalOptions {
   // unshifted input; empty: accuracy only.
   std::vector<int> shifts;
   // Test-time shift pooling: every classification (the unshifted one and each
-  // shifted one) runs the input at these extra delays too (samples, >= 0; 0 is
-  // the input itself) and pools the class scores (softmax probabilities) by
-  // mean or max before taking the top class. Empty or {0}: off.
+  // shifted one) runs the input at these delays instead (samples; 0 is the
+  // input itself, a negative value advances it: audio drops its first samples,
+  // an ECG window is cut later) and pools the class scores (softmax
+  // probabilities) by mean or max before taking the top class. Empty or {0}: off.
   std::vector<int> tta_shifts;
   TtaPool tta_pool = TtaPool::kAvg;
   // Examples per model call (windows for audio, beats for ECG).
@@ -58,9 +59,11 @@ struct ShiftEvalResult {
   std::vector<double> score_change;
   double mean_consistency = 0;  // mean of `consistency` (1 when no shifts)
   // Cost of the unshifted evaluation alone (what a deployment pays per
-  // example): model windows run, and wall time of front end + model.
+  // example): model windows run, and the wall and process CPU time of front
+  // end + model (CPU time is the steadier figure on a shared machine).
   int64_t forward_passes = 0;
   double seconds = 0;
+  double cpu_seconds = 0;
 };
 
 // Digit models: clips with their digits (FSDD); labels must be 0-9 and
@@ -70,8 +73,8 @@ absl::StatusOr<ShiftEvalResult> EvalDigitShifts(const nn::Model& model,
                                                 const ShiftEvalOptions& options);
 
 // ECG beat models: the detected beats of `records` in `data_dir` that match a
-// reference beat (labels N S V F Q). A shift must be < the window's samples
-// after the R peak.
+// reference beat (labels N S V F Q). Every shift plus TTA shift must lie
+// strictly between -(samples before the R peak) and +(samples after it).
 absl::StatusOr<ShiftEvalResult> EvalEcgShifts(const nn::Model& model, const std::string& data_dir,
                                               const std::vector<std::string>& records,
                                               const ShiftEvalOptions& options);
@@ -86,7 +89,8 @@ std::string FormatShiftEval(const ShiftEvalOptions& options, const ShiftEvalResu
 absl::StatusOr<ShiftEvalOptions> ShiftEvalOptionsFromFlags();
 
 // The beat windowing of `base` with every window cut `shift` samples earlier
-// (same length): what EvalEcgShifts runs at that shift.
+// (later when negative; same length): what EvalEcgShifts runs at that shift.
+// The caller keeps -before_samples() < shift < after_samples().
 dsp::BeatWindowOptions ShiftedBeatOptions(const dsp::BeatWindowOptions& base, int shift);
 
 // "1,2,3" or "0,40,80" -> ints (each >= min_value); errors name the bad item.

@@ -236,7 +236,9 @@ int RunEval(const CommonOptions& common, const std::vector<std::string>& args) {
   if (absl::GetFlag(FLAGS_continuous)) return RunContinuousEval(common, args[0]);
   const std::string data_dir = absl::GetFlag(FLAGS_data);
   if (data_dir.empty()) return Fail("eval needs --data DIR");
-  auto model = nn::Model::Load(args[0]);
+  auto overrides = PoolOverridesFromFlag();
+  if (!overrides.ok()) return Fail(std::string(overrides.status().message()));
+  auto model = nn::Model::Load(args[0], *overrides);
   if (model.ok() && (*model)->spec().kind() == v1::BEAT_WINDOWS) return RunEvalEcg(args, data_dir);
   if (args.size() != 1) return Fail("several model folders are for pooled ECG fold evaluation only");
   if (!model.ok()) return Fail(std::string(model.status().message()));

@@ -61,6 +61,16 @@ void SetProvenance(const CommonOptions& common, const std::string& data, const s
   p->set_created_utc(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()));
 }
 
+absl::StatusOr<std::vector<v1::PoolOverride>> PoolOverridesFromFlag() {
+  std::vector<v1::PoolOverride> out;
+  for (const std::string& text : absl::GetFlag(FLAGS_override)) {
+    absl::StatusOr<v1::PoolOverride> o = nn::ParsePoolOverride(text);
+    if (!o.ok()) return o.status();
+    out.push_back(*std::move(o));
+  }
+  return out;
+}
+
 absl::Status SaveTrainedModel(const std::string& out, const v1::ModelSpec& spec,
                               const nn::TensorMap& weights) {
   nn::Safetensors st;

@@ -4,8 +4,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "clients/cli.h"
 #include "nn/safetensors.h"
 #include "nn/trainer.h"
@@ -22,6 +24,11 @@ nn::TrainOptions TrainOptionsFromFlags(int epochs, int batch, size_t examples_pe
 // epochs, git revision and time (metrics are the caller's).
 void SetProvenance(const CommonOptions& common, const std::string& data, const std::string& split,
                    uint64_t seed, int epochs, v1::Provenance* p);
+
+// --override layer.field=value,... (pool kernel, stride, padding or blur), for
+// eval: what a pooling change does to a trained model's accuracy and shift
+// consistency without retraining.
+absl::StatusOr<std::vector<v1::PoolOverride>> PoolOverridesFromFlag();
 
 // Writes OUT/weights.safetensors and OUT/spec.json, then loads the folder back
 // to prove the pair is a valid model.

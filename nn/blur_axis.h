@@ -22,6 +22,9 @@ struct BlurAxis {
 // torch ReflectionPad): -1 -> 1, n -> n - 2. Folded again for any i, so it is
 // defined for pads longer than the axis; n == 1 gives 0.
 inline int64_t Reflect(int64_t i, int64_t n) {
+  // Inside: the common case, without the division below (a 64-bit modulo per
+  // tap cost more than the rest of the blur).
+  if (i >= 0 && i < n) return i;
   if (n <= 1) return 0;
   const int64_t period = 2 * (n - 1);
   i %= period;

@@ -85,8 +85,9 @@ std::vector<Clip> Clips() {
 // maximum over its windows of the softmax), and the number of windows.
 std::vector<float> DigitScores(const nn::Model& m, const Clip& c, int shift, int64_t* windows) {
   const auto fo = nn::FeatureOptionsFromSpec(m.spec());
-  std::vector<float> x(static_cast<size_t>(shift), 0.0f);
-  x.insert(x.end(), c.samples.begin(), c.samples.end());
+  // Delay: zeros before; advance (negative): the first samples dropped.
+  std::vector<float> x(static_cast<size_t>(std::max(shift, 0)), 0.0f);
+  x.insert(x.end(), c.samples.begin() + std::max(-shift, 0), c.samples.end());
   bool padded = false;
   auto ws = dsp::FeatureWindows(*fo, x, &padded);
   nn::Workspace work(m, 1);
@@ -149,7 +150,7 @@ TEST(ShiftEval, DigitTestTimePoolingAveragesOrMaxesTheShiftedScores) {
   const std::vector<Clip> clips = Clips();
   for (TtaPool pool : {TtaPool::kAvg, TtaPool::kMax}) {
     ShiftEvalOptions o;
-    o.tta_shifts = {0, 40, 120};
+    o.tta_shifts = {-40, 0, 120};
     o.tta_pool = pool;
     auto r = EvalDigitShifts(*model, clips, o);
     ASSERT_TRUE(r.ok()) << r.status();
@@ -172,10 +173,12 @@ TEST(ShiftEval, DigitTestTimePoolingAveragesOrMaxesTheShiftedScores) {
   }
 }
 
-TEST(ShiftEval, ShiftedBeatWindowIsTheLeadDisplaced) {
+class ShiftedBeatWindow : public ::testing::TestWithParam<int> {};
+
+TEST_P(ShiftedBeatWindow, IsTheLeadDisplaced) {
   dsp::BeatWindowOptions base;
   base.sample_rate_hz = 360, base.before_s = 0.25, base.after_s = 0.4, base.rr_context = true;
-  const int shift = 5;
+  const int shift = GetParam();
   const dsp::BeatWindowOptions shifted = ShiftedBeatOptions(base, shift);
   EXPECT_EQ(shifted.before_samples(), base.before_samples() + shift);
   EXPECT_EQ(shifted.window_samples(), base.window_samples());
@@ -189,12 +192,15 @@ TEST(ShiftEval, ShiftedBeatWindowIsTheLeadDisplaced) {
   for (size_t beat = 0; beat < a->beats(); ++beat) {
     const float* fa = a->features.data() + beat * a->values_per_beat;
     const float* fb = b->features.data() + beat * b->values_per_beat;
-    for (size_t j = shift; j < w; ++j) {
+    // Shifted sample j is unshifted sample j - shift, where both lie in the window.
+    for (int64_t j = std::max(shift, 0); j < static_cast<int64_t>(w) + std::min(shift, 0); ++j) {
       ASSERT_EQ(fb[j], fa[j - shift]) << "beat " << beat << ", sample " << j;
     }
     for (size_t j = w; j < a->values_per_beat; ++j) ASSERT_EQ(fb[j], fa[j]) << "RR channel value " << j;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Shifts, ShiftedBeatWindow, ::testing::Values(5, -7));
 
 TEST(ShiftEval, EcgConsistencyEqualsDirectRecount) {
   const auto model = MakeModel(kEcgSpec, 7);
@@ -239,8 +245,11 @@ TEST(ShiftEval, BadOptionsAreErrors) {
   o.shifts = {0};
   EXPECT_THAT(EvalDigitShifts(*digit, {}, o).status().message(), HasSubstr("shift 0 must be in [1,"));
   o.shifts = {1};
-  o.tta_shifts = {-3};
-  EXPECT_THAT(EvalDigitShifts(*digit, {}, o).status().message(), HasSubstr("TTA shift -3"));
+  o.tta_shifts = {-(1 << 20) - 1};
+  EXPECT_THAT(EvalDigitShifts(*digit, {}, o).status().message(), HasSubstr("TTA shift -1048577"));
+  o.tta_shifts = {-90, 0};  // the window starts 90 samples before R
+  EXPECT_THAT(EvalEcgShifts(*ecg, WP_TEST_DATA_DIR "/mitdb", {"208"}, o).status().message(),
+              HasSubstr("must be > -90"));
   o.tta_shifts = {};
   o.shifts = {144};  // the window reaches 144 samples after R
   EXPECT_THAT(EvalEcgShifts(*ecg, WP_TEST_DATA_DIR "/mitdb", {"208"}, o).status().message(),

@@ -71,6 +71,21 @@ grep -q '"command": "wavepool train --spec' "$WORK/trained/spec.json" || fail "p
   --confusion-svg "$WORK/cm.svg" >"$WORK/eval.txt" || { cat "$WORK/eval.txt"; fail "eval"; }
 grep -q "^accuracy .* of 20)" "$WORK/eval.txt" || { cat "$WORK/eval.txt"; fail "eval report"; }
 grep -q "<svg" "$WORK/cm.svg" || fail "confusion svg"
+# Shift consistency and test-time shift pooling (docs/pooling.md), with a blur
+# override on the trained max-pool weights; bad values are errors.
+"$CLI" eval "$WORK/trained" --data "$SRC/tests/data/fsdd" --split all --shift-consistency \
+  --max-shift 80 --shift-step 40 --tta-shifts 0,40 --tta-pool max --override pool1.blur=3 \
+  >"$WORK/shift.txt" || { cat "$WORK/shift.txt"; fail "eval --shift-consistency"; }
+grep -q "^20 clips; test-time shift pooling: max over shifts 0,40" "$WORK/shift.txt" || { cat "$WORK/shift.txt"; fail "shift report header"; }
+grep -q "forward passes" "$WORK/shift.txt" || fail "shift report cost"
+grep -q "^  shift    80: consistency" "$WORK/shift.txt" || fail "shift report rows"
+grep -q "^overall consistency .* (mean over 2 shifts, 40..80 samples)" "$WORK/shift.txt" || fail "shift report overall"
+"$CLI" eval "$WORK/trained" --data "$SRC/tests/data/fsdd" --split all --tta-shifts 0 --tta-pool median \
+  >"$WORK/bad.txt" 2>&1 && fail "--tta-pool median must fail"
+grep -q "must be avg or max" "$WORK/bad.txt" || { cat "$WORK/bad.txt"; fail "tta-pool message"; }
+"$CLI" eval "$WORK/trained" --data "$SRC/tests/data/fsdd" --split all --override pool1.blur=9 \
+  >"$WORK/bad.txt" 2>&1 && fail "blur 9 must fail"
+grep -q "blur (9) must be" "$WORK/bad.txt" || { cat "$WORK/bad.txt"; fail "blur message"; }
 
 # A pooling sweep on the committed clips (seconds): one model per valid point,
 # an invalid point reported with the validator's reason, the table, JSON lines
