@@ -248,17 +248,17 @@ json.dump(summary, open(os.path.join(out, "soak_summary.json"), "w"), indent=1)
 W, H, L, R, T, G = 760, 460, 70, 20, 40, 40
 ph = (H - T - 2 * G) / 2
 tmax = max(t) or 1
-def panel(y0, ys, label, color):
-    lo, hi = 0, max(ys) * 1.1 or 1
+def panel(y0, ys, label, color, lo=0, hi=None):
+    hi = hi if hi is not None else (max(ys) * 1.1 or 1)
     def X(v): return L + (W - L - R) * v / tmax
     def Y(v): return y0 + ph - ph * (v - lo) / (hi - lo)
     s = [f'<rect x="{L}" y="{y0}" width="{W-L-R}" height="{ph}" fill="none" stroke="#999"/>']
     for i in range(5):
         v = lo + (hi - lo) * i / 4
-        s.append(f'<text x="{L-6}" y="{Y(v)+4:.1f}" text-anchor="end" font-size="11">{v:.0f}</text>')
+        s.append(f'<text x="{L-6}" y="{Y(v)+4:.1f}" text-anchor="end" font-size="11">{v:.1f}</text>')
         s.append(f'<line x1="{L}" x2="{W-R}" y1="{Y(v):.1f}" y2="{Y(v):.1f}" stroke="#eee"/>')
     s.append(f'<text x="{L}" y="{y0-6}" font-size="12">{label}</text>')
-    pts = " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in zip(t, ys))
+    pts = " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in zip(t, ys) if lo <= b <= hi)
     s.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.5"/>')
     for x in (warmup, load_end):
         s.append(f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{y0}" y2="{y0+ph}" '
@@ -269,7 +269,11 @@ svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-f
        f'<text x="{W/2}" y="18" text-anchor="middle" font-size="13">wavepool soak: {streams} digit + '
        f'{ecg_streams} ECG real-time streams, {share:g} faulty, {duration:g} s '
        f'(dashed: end of warm-up, end of load)</text>']
-svg += panel(T, rss, "server RSS, MiB", "#1f77b4")
+# RSS on an axis around its values under load (the idle sample before the
+# load is left off), so that growth of an MiB shows.
+loaded = [r for r, row in zip(rss, rows) if row["phase"] != "idle"] or rss
+svg += panel(T, rss, f"server RSS, MiB (idle before the load: {rss[0]:.1f})", "#1f77b4",
+             lo=max(0.0, min(loaded) - 4), hi=max(loaded) + 4)
 svg += panel(T + ph + G, fds, "server open file descriptors", "#d62728")
 for i in range(6):
     v = tmax * i / 5
