@@ -12,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -135,13 +136,27 @@ struct RunShared {
 // OnDone (RunShared::StreamDone's mutex orders them).
 class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
  public:
-  BenchStream(const RunPlan& plan, RunShared* shared, int64_t offset_ns)
-      : plan_(plan), shared_(shared), offset_ns_(offset_ns), ring_(256),
-        lead_samples_(plan.lead_samples) {}
+  // `fault_at`: kVanish, the chunk after whose write it cancels; kCancel and
+  // kStall, the windows it reads first. `fault_deadline_s`: kDeadline's.
+  BenchStream(const RunPlan& plan, RunShared* shared, int64_t offset_ns, FaultKind fault,
+              int64_t fault_at, double fault_deadline_s)
+      : plan_(plan), shared_(shared), offset_ns_(offset_ns), fault_(fault), fault_at_(fault_at),
+        fault_deadline_s_(fault_deadline_s), ring_(256), lead_samples_(plan.lead_samples) {}
 
   void Start(v1::Classifier::Stub* stub, std::chrono::system_clock::time_point deadline) {
+    if (fault_ == FaultKind::kDeadline) {
+      deadline = std::min(deadline, std::chrono::system_clock::now() +
+                                        std::chrono::microseconds(
+                                            static_cast<int64_t>(1e6 * fault_deadline_s_)));
+    }
     context_.set_deadline(deadline);
     stub->async()->StreamClassify(&context_, this);
+    if (fault_ == FaultKind::kSilent) {  // no write, no hold: the server ends it
+      closed_ = true;                     // (before the pacer runs: no lock needed)
+      StartRead(&response_);
+      StartCall();
+      return;
+    }
     *config_.mutable_config() = plan_.input->config;
     AddHold();  // released when the writing side is finished; Tick() writes from outside reactions
     StartRead(&response_);
@@ -179,6 +194,21 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
       RemoveHold();
       return;
     }
+    if (split_next_ > 0 && split_next_ < plan_.input->chunk_frames) {
+      // kOneSample: the next frame of the chunk in flight (writing_ stays set).
+      WriteFrames(in_flight_, split_next_++, 1);
+      return;
+    }
+    if (fault_ == FaultKind::kVanish && in_flight_ >= fault_at_) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        writing_ = false;
+        closed_ = true;
+      }
+      context_.TryCancel();
+      RemoveHold();
+      return;
+    }
     Action a;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -190,12 +220,20 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
     Do(a);
   }
 
-  void OnWritesDoneDone(bool) override { RemoveHold(); }
+  void OnWritesDoneDone(bool) override {
+    // A client that never reads gives up once it has sent everything: the
+    // server cannot deliver its status before its results are read.
+    if (fault_ == FaultKind::kStall) context_.TryCancel();
+    RemoveHold();
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return;  // no more responses; OnDone follows
     const int64_t now = Nanos(Clock::now() - plan_.t0);
+    bool stop_reading = false;
     if (response_.has_window()) {
+      if (response_.window().index() != next_index_) ++disordered_;
+      next_index_ = response_.window().index() + 1;
       ++windows_all_;
       if (InInterval(now)) ++windows_arrived_;
       // The sample that completed the result (its window plus any look-ahead
@@ -223,12 +261,17 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
         ++windows_;
         shared_->latency.Record((now - sent) / 1000);
       }
+      if (fault_ == FaultKind::kCancel && static_cast<int64_t>(windows_all_) >= fault_at_) {
+        context_.TryCancel();
+      }
+      stop_reading = fault_ == FaultKind::kStall && static_cast<int64_t>(windows_all_) >= fault_at_;
     } else if (response_.has_event()) {
       ++events_;
     } else if (response_.has_summary()) {
       got_summary_ = true;
+      summary_windows_ = response_.summary().windows();
     }
-    StartRead(&response_);
+    if (!stop_reading) StartRead(&response_);
   }
 
   void OnDone(const grpc::Status& status) override {
@@ -243,6 +286,13 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
   uint64_t windows_all() const { return windows_all_; }
   uint64_t unmatched() const { return unmatched_; }
   uint64_t events() const { return events_; }
+  FaultKind fault() const { return fault_; }
+  uint64_t disordered() const { return disordered_; }
+  uint64_t summary_windows() const { return summary_windows_; }
+  // Samples in the chunks it wrote (all of them once it half-closed).
+  uint64_t samples_sent() const {
+    return static_cast<uint64_t>(next_chunk_) * plan_.input->chunk_frames;
+  }
   uint64_t chunks_measured() const { return chunks_measured_; }
   uint64_t windows_arrived() const { return windows_arrived_; }
   int64_t max_lag_ns() const { return max_lag_ns_; }
@@ -297,17 +347,35 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
   // Outside mu_: gRPC may run OnWriteDone inline from StartWrite.
   void Do(const Action& a) {
     if (a.kind == Action::kChunk) {
-      const std::string_view bytes = plan_.input->Chunk(a.chunk);
-      request_.mutable_samples()->set_pcm(bytes.data(), bytes.size());  // reuses capacity
-      StartWrite(&request_);
+      if (fault_ == FaultKind::kOneSample && a.chunk == 0 && plan_.input->chunk_frames > 1) {
+        split_next_ = 1;  // OnWriteDone writes frames 1, 2, ... of chunk 0
+        WriteFrames(0, 0, 1);
+        return;
+      }
+      split_next_ = 0;
+      WriteFrames(a.chunk, 0, plan_.input->chunk_frames);
     } else if (a.kind == Action::kWritesDone) {
       StartWritesDone();
     }
   }
 
+  // Frames [first, first + count) of chunk k, as one message.
+  void WriteFrames(int64_t k, size_t first, size_t count) {
+    const std::string_view bytes = plan_.input->Chunk(k).substr(
+        first * plan_.input->frame_bytes, count * plan_.input->frame_bytes);
+    request_.mutable_samples()->set_pcm(bytes.data(), bytes.size());  // reuses capacity
+    StartWrite(&request_);
+  }
+
   const RunPlan& plan_;
   RunShared* shared_;
   const int64_t offset_ns_;  // realtime: this stream's start within the first chunk period
+  const FaultKind fault_;
+  const int64_t fault_at_;
+  const double fault_deadline_s_;
+  // kOneSample: the next frame of chunk 0 to write; only the thread that owns
+  // the write in flight touches it.
+  size_t split_next_ = 0;
   grpc::ClientContext context_;
   Request config_, request_;
   Response response_;
@@ -327,6 +395,7 @@ class BenchStream final : public grpc::ClientBidiReactor<Request, Response> {
   int64_t last_window_ns_ = 0;  // when it arrived (or the lead last doubled)
 
   uint64_t windows_ = 0, windows_all_ = 0, windows_arrived_ = 0, unmatched_ = 0, events_ = 0;
+  uint64_t next_index_ = 0, disordered_ = 0, summary_windows_ = 0;
   bool got_summary_ = false;
   grpc::Status status_;
 };
@@ -390,9 +459,20 @@ BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
   shared.running = n;
   std::vector<std::unique_ptr<BenchStream>> streams;
   streams.reserve(static_cast<size_t>(n));
+  const std::vector<FaultKind> faults = AssignFaults(n, opt.faulty_share, opt.faulty_seed);
+  std::mt19937_64 rng(opt.faulty_seed ^ 0x9e3779b97f4a7c15ULL);
+  // Faults strike early enough to fall inside the run: within its first
+  // chunks (or half of them) and its first windows.
+  const int64_t plan_chunks = plan.total_chunks > 0 ? plan.total_chunks : 50;
+  std::uniform_int_distribution<int64_t> at_chunk(0, std::max<int64_t>(0, plan_chunks / 2 - 1));
+  std::uniform_int_distribution<int64_t> at_window(1, 5);
+  std::uniform_real_distribution<double> deadline_s(0.5, 3.0);
   for (int i = 0; i < n; ++i) {
+    const FaultKind fault = faults[static_cast<size_t>(i)];
+    const int64_t at = fault == FaultKind::kVanish ? at_chunk(rng) : at_window(rng);
     // Realtime streams start uniformly staggered over one chunk period.
-    streams.push_back(std::make_unique<BenchStream>(plan, &shared, plan.chunk_period_ns * i / n));
+    streams.push_back(std::make_unique<BenchStream>(plan, &shared, plan.chunk_period_ns * i / n,
+                                                    fault, at, deadline_s(rng)));
   }
   plan.t0 = Clock::now();
   const auto deadline = std::chrono::system_clock::now() +
@@ -447,6 +527,7 @@ BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
 
   result.streams = n;
   result.channels = n_channels;
+  result.faulty_share = opt.faulty_share;
   result.elapsed_s = std::max(0.0, std::chrono::duration<double>(end - warm_end).count());
   result.cpu_interval_s = std::chrono::duration<double>(cpu_t1 - cpu_t0).count();
   result.client_cpu_s = client_cpu1 - client_cpu0;
@@ -463,8 +544,31 @@ BenchResult RunStreams(const CommonOptions& common, const BenchOptions& opt,
     result.events += s->events();
     chunks += s->chunks_measured();
     max_lag_ns = std::max(max_lag_ns, s->max_lag_ns());
+    const std::string code = StatusCodeName(static_cast<int>(s->status().error_code()));
+    const bool checked = s->fault() == FaultKind::kNone || s->fault() == FaultKind::kOneSample;
+    if (s->fault() != FaultKind::kNone) {
+      ++result.faulty_streams;
+      ++result.faults[std::string(FaultKindName(s->fault()))][code];
+    }
+    if (checked) {
+      ++result.checked_streams;
+      result.windows_disordered += s->disordered();
+      if (!s->status().ok()) {
+        ++result.checked_errors;
+        if (result.first_checked_error.empty()) {
+          result.first_checked_error = absl::StrCat(code, ": ", s->status().error_message());
+        }
+      } else {
+        const uint64_t expected =
+            input.window_length > 0
+                ? FixedWindowCount(s->samples_sent(), input.window_length, input.window_hop)
+                : s->summary_windows();
+        const uint64_t in_order = s->windows_all() - std::min(s->windows_all(), s->disordered());
+        result.windows_expected += expected;
+        if (in_order < expected) result.windows_lost += expected - in_order;
+      }
+    }
     if (!s->status().ok()) {
-      const std::string code = StatusCodeName(static_cast<int>(s->status().error_code()));
       ++result.errors;
       ++result.errors_by_code[code];
       if (result.first_error.empty()) {

@@ -29,6 +29,10 @@ struct BenchInput {
   size_t frame_bytes = 0;  // bytes per frame, all channels
   size_t chunk_frames = 0;
   std::string loop;
+  // The model's window length and hop in the input's samples, when it has
+  // fixed windows at the input's rate (the caller sets them); 0 = unknown
+  // (beat windows, or resampled), and a stream's summary gives its count.
+  uint64_t window_length = 0, window_hop = 0;
 
   std::string_view Chunk(int64_t k) const {
     const size_t first = (static_cast<size_t>(k) * chunk_frames) % frames;
@@ -60,6 +64,10 @@ struct BenchOptions {
   // known in advance. 0: realtime streams send warm-up + duration worth of
   // chunks; as-fast-as-possible ones half-close when the interval ends.
   int64_t chunks = 0;
+  // A share of the streams misbehave, each in one way (FaultKind); which ones
+  // and how is fixed by faulty_seed.
+  double faulty_share = 0;
+  uint64_t faulty_seed = 1;
 };
 
 // Runs `streams` streams over channels from MakeChannel(common) (one per

@@ -3,11 +3,50 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <numeric>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace wavepool::cli {
+
+std::string_view FaultKindName(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kNone: return "none";
+    case FaultKind::kVanish: return "vanish";
+    case FaultKind::kCancel: return "cancel";
+    case FaultKind::kDeadline: return "deadline";
+    case FaultKind::kStall: return "stall";
+    case FaultKind::kOneSample: return "one_sample";
+    case FaultKind::kSilent: return "silent";
+  }
+  return "none";
+}
+
+std::vector<FaultKind> AssignFaults(int n, double share, uint64_t seed) {
+  std::vector<FaultKind> kinds(static_cast<size_t>(std::max(n, 0)), FaultKind::kNone);
+  if (kinds.empty() || !(share > 0)) return kinds;
+  share = std::min(share, 1.0);
+  const auto faulty = static_cast<size_t>(std::llround(share * static_cast<double>(n)));
+  std::mt19937_64 rng(seed);
+  std::vector<size_t> order(kinds.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<FaultKind> cycle = {FaultKind::kVanish,   FaultKind::kCancel,
+                                  FaultKind::kDeadline, FaultKind::kStall,
+                                  FaultKind::kOneSample, FaultKind::kSilent};
+  std::shuffle(cycle.begin(), cycle.end(), rng);
+  for (size_t i = 0; i < faulty; ++i) kinds[order[i]] = cycle[i % cycle.size()];
+  return kinds;
+}
+
+uint64_t FixedWindowCount(uint64_t n, uint64_t length, uint64_t hop) {
+  if (n == 0 || length == 0 || hop == 0) return 0;
+  const uint64_t complete = n >= length ? (n - length) / hop + 1 : 0;
+  const bool tail = complete == 0 || n > (complete - 1) * hop + length;
+  return complete + (tail ? 1 : 0);
+}
 
 LatencyHistogram::LatencyHistogram() : counts_(new std::atomic<uint64_t>[kBuckets]) {
   for (size_t i = 0; i < kBuckets; ++i) counts_[i].store(0, std::memory_order_relaxed);
@@ -146,6 +185,24 @@ std::string BenchJson(const BenchResult& r) {
   if (!r.first_error.empty()) absl::StrAppend(&out, ",\"first_error\":", JsonString(r.first_error));
   absl::StrAppend(&out, ",\"streams_completed\":", r.streams_completed,
                   ",\"unmatched_windows\":", r.unmatched_windows);
+  absl::StrAppend(&out, ",\"faulty_share\":", Fixed3(r.faulty_share),
+                  ",\"faulty_streams\":", r.faulty_streams, ",\"faults\":{");
+  first = true;
+  for (const auto& [kind, codes] : r.faults) {
+    absl::StrAppend(&out, first ? "" : ",", JsonString(kind), ":{");
+    bool first_code = true;
+    for (const auto& [code, n] : codes) {
+      absl::StrAppend(&out, first_code ? "" : ",", JsonString(code), ":", n);
+      first_code = false;
+    }
+    absl::StrAppend(&out, "}");
+    first = false;
+  }
+  absl::StrAppend(&out, "},\"checked_streams\":", r.checked_streams,
+                  ",\"checked_errors\":", r.checked_errors,
+                  ",\"windows_expected\":", r.windows_expected,
+                  ",\"windows_lost\":", r.windows_lost,
+                  ",\"windows_disordered\":", r.windows_disordered);
   if (r.realtime) {
     absl::StrAppend(&out, ",\"max_send_lag_ms\":", Fixed3(r.max_send_lag_ms));
   } else {

@@ -9,8 +9,37 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace wavepool::cli {
+
+// What a faulty bench stream does (--faulty-share; docs/bench.md).
+//   kVanish     cancels right after a chunk's write completes, without
+//               half-closing or reading what is in flight (RST_STREAM: what the
+//               server sees of a client library torn down mid-call);
+//   kCancel     cancels after it has read a few windows;
+//   kDeadline   has a deadline of 0.5-3 s, passed mid-stream;
+//   kStall      stops reading after a few windows and keeps writing;
+//   kOneSample  sends its first chunk as one-sample messages, then goes on as
+//               a healthy stream (its windows are checked like one);
+//   kSilent     opens the call and sends nothing, not even the config.
+enum class FaultKind { kNone, kVanish, kCancel, kDeadline, kStall, kOneSample, kSilent };
+inline constexpr int kFaultKinds = 6;  // kNone excluded
+
+std::string_view FaultKindName(FaultKind kind);  // "vanish", ...; "none"
+
+// The kind of each of n streams: exactly round(share x n) are faulty, picked
+// by a shuffle seeded with `seed`, and their kinds go round the six in a
+// seeded order (so every kind appears once 6 streams are faulty). share is
+// clamped to [0, 1].
+std::vector<FaultKind> AssignFaults(int n, double share, uint64_t seed);
+
+// Windows of an n-sample stream that half-closes, for a fixed-window model
+// with windows of `length` samples every `hop` (docs/api.md): every complete
+// window, plus one zero-padded window when samples remain after the last (or
+// the stream is shorter than one window). 0 samples: none.
+uint64_t FixedWindowCount(uint64_t n, uint64_t length, uint64_t hop);
 
 // Latencies in microseconds, HdrHistogram's log-linear layout: values below
 // 256 µs have a bucket each; above, every power of two is split into 128
@@ -82,7 +111,27 @@ struct BenchResult {
   uint64_t errors = 0;  // streams that ended with a non-OK status
   std::map<std::string, uint64_t> errors_by_code;
   std::string first_error;  // "CODE: message" of one failed stream
+  std::string first_checked_error;  // the same, of a checked stream (below); not in the JSON
   int streams_completed = 0;  // ended OK with a summary
+
+  // Faults (--faulty-share) and the check of the others' windows. "Checked"
+  // streams are the healthy ones and kOneSample: each must end OK with every
+  // window exactly once and in order (index consecutive from 0). Expected
+  // windows come from FixedWindowCount of the samples it sent when the model
+  // has fixed windows at the input's rate, else from its StreamSummary.
+  double faulty_share = 0;
+  int faulty_streams = 0;
+  std::map<std::string, std::map<std::string, uint64_t>> faults;  // kind -> code -> streams
+  int checked_streams = 0;
+  uint64_t checked_errors = 0;      // checked streams that did not end OK
+  uint64_t windows_expected = 0;    // over checked streams that ended OK
+  uint64_t windows_lost = 0;        // expected - received in order, over those
+  uint64_t windows_disordered = 0;  // a window whose index was not the next one
+  // What makes the run fail: a checked stream with an error or a window lost
+  // or out of order (faulty streams' errors are expected).
+  bool healthy_failed() const {
+    return checked_errors > 0 || windows_lost > 0 || windows_disordered > 0;
+  }
 
   double max_send_lag_ms = 0;  // realtime: worst delay of a chunk behind its schedule
   double client_cpu_s = 0;     // this process, user + system, over cpu_interval_s

@@ -66,6 +66,9 @@ class WavepoolServer {
   int metrics_port() const;  // 0 when there is no HTTP endpoint
   ModelRepository& repository() const { return *repository_; }
   ServerMetrics& metrics() const { return *metrics_; }
+  // Calls holding a slot in the stream registry (StreamClassify and Classify,
+  // configured or not); a call gives its slot back when its status is decided.
+  size_t open_calls() const { return registry_->open(); }
   // New calls get UNAVAILABLE and health goes NOT_SERVING; calls in flight get
   // until `deadline` to end (then they are cancelled).
   void Shutdown(std::chrono::system_clock::time_point deadline);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <thread>
 #include <vector>
@@ -99,6 +100,76 @@ TEST(BenchJson, EmptyRunHasNullLatenciesAndCodesByName) {
       << json;
   EXPECT_EQ(json.find("server_cpu"), std::string::npos) << json;  // only with --server-pid
   EXPECT_EQ(StatusCodeName(17), "CODE_17");
+}
+
+TEST(BenchJson, FaultsByKindAndCodeAndTheWindowCheck) {
+  BenchResult r;
+  r.streams = 10;
+  r.faulty_share = 0.2;
+  r.faulty_streams = 2;
+  r.faults["cancel"]["CANCELLED"] = 1;
+  r.faults["silent"]["RESOURCE_EXHAUSTED"] = 1;
+  r.checked_streams = 8;
+  r.windows_expected = 80;
+  r.windows_lost = 1;
+  const std::string json = BenchJson(r);
+  EXPECT_NE(json.find("\"faulty_share\":0.200,\"faulty_streams\":2,\"faults\":{\"cancel\":{"
+                      "\"CANCELLED\":1},\"silent\":{\"RESOURCE_EXHAUSTED\":1}}"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"checked_streams\":8,\"checked_errors\":0,\"windows_expected\":80,"
+                      "\"windows_lost\":1,\"windows_disordered\":0"),
+            std::string::npos)
+      << json;
+  EXPECT_TRUE(r.healthy_failed());
+  r.windows_lost = 0;
+  EXPECT_FALSE(r.healthy_failed());
+  r.windows_disordered = 1;
+  EXPECT_TRUE(r.healthy_failed());
+}
+
+TEST(AssignFaults, ExactShareEveryKindAndSeeded) {
+  for (const uint64_t seed : {1u, 2u, 99u}) {
+    SCOPED_TRACE(seed);
+    const std::vector<FaultKind> a = AssignFaults(300, 0.1, seed);
+    ASSERT_EQ(a.size(), 300u);
+    std::map<FaultKind, int> count;
+    for (FaultKind k : a) ++count[k];
+    EXPECT_EQ(count[FaultKind::kNone], 270);
+    // 30 faulty streams round the 6 kinds: 5 each.
+    for (FaultKind k : {FaultKind::kVanish, FaultKind::kCancel, FaultKind::kDeadline,
+                        FaultKind::kStall, FaultKind::kOneSample, FaultKind::kSilent}) {
+      EXPECT_EQ(count[k], 5) << FaultKindName(k);
+    }
+    EXPECT_EQ(AssignFaults(300, 0.1, seed), a);  // the seed decides
+  }
+  EXPECT_NE(AssignFaults(300, 0.1, 1), AssignFaults(300, 0.1, 2));
+  EXPECT_EQ(AssignFaults(7, 0, 1), std::vector<FaultKind>(7, FaultKind::kNone));
+  for (FaultKind k : AssignFaults(7, 1, 1)) EXPECT_NE(k, FaultKind::kNone);
+  // round(0.1 x 25) = 3 (2.5 rounds away from zero).
+  int faulty = 0;
+  for (FaultKind k : AssignFaults(25, 0.1, 3)) faulty += k != FaultKind::kNone;
+  EXPECT_EQ(faulty, 3);
+  EXPECT_TRUE(AssignFaults(0, 0.5, 1).empty());
+}
+
+TEST(FixedWindowCount, CompleteWindowsPlusThePaddedTail) {
+  // Against a direct walk over window starts: window j covers [j hop, j hop +
+  // length); a tail when the last real sample is past the last complete one.
+  for (uint64_t length : {800u, 8000u}) {
+    for (uint64_t hop : {400u, 800u, 2000u}) {
+      for (uint64_t n = 0; n < 3 * length; n += 37) {
+        uint64_t complete = 0;
+        for (uint64_t start = 0; start + length <= n; start += hop) ++complete;
+        const uint64_t covered = complete == 0 ? 0 : (complete - 1) * hop + length;
+        const uint64_t want = complete + (n > covered ? 1 : 0);
+        ASSERT_EQ(FixedWindowCount(n, length, hop), want)
+            << "n " << n << " length " << length << " hop " << hop;
+      }
+    }
+  }
+  EXPECT_EQ(FixedWindowCount(24000, 8000, 2000), 9u);   // cli_bench_test.sh's realtime plan
+  EXPECT_EQ(FixedWindowCount(105040, 8000, 2000), 50u);  // and its --chunks 101 run
 }
 
 }  // namespace

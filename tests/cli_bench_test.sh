@@ -138,6 +138,31 @@ assert a["windows_all"] == b["windows_all"] > 2 * 10, (a["windows_all"], b["wind
 assert a["windows_all"] % 2 == 0 and a["events"] == b["events"], (a, b)
 EOF
 
+# Faulty clients: half of 12 streams misbehave, one of each kind; the other
+# six and the one_sample stream are checked. Realtime, 1 s + 1 s: each sends
+# ceil(2 s x 8000 / 800) = 20 chunks, 16000 samples, 5 windows (window 8000,
+# hop 2000, no tail). --timeout-s 3 ends the silent stream's wait (the
+# server's idle timeout is 60 s) with its deadline.
+"$CLI" bench --server "$ADDR" --model digits --streams 12 --realtime --duration-s 1 \
+  --faulty-share 0.5 --timeout-s 3 --json >"$WORK/faulty.json" \
+  || { cat "$WORK/faulty.json"; fail "bench --faulty-share exit code"; }
+python3 - "$WORK/faulty.json" <<'EOF' || { cat "$WORK/faulty.json"; fail "bench --faulty-share report"; }
+import json, sys
+r = json.loads(open(sys.argv[1]).read())
+assert r["faulty_streams"] == 6 and r["checked_streams"] == 7, r
+kinds = {"vanish", "cancel", "deadline", "stall", "one_sample", "silent"}
+assert set(r["faults"]) == kinds and all(sum(c.values()) == 1 for c in r["faults"].values()), r
+assert r["faults"]["one_sample"] == {"OK": 1}, r["faults"]
+assert r["faults"]["cancel"] == {"CANCELLED": 1}, r["faults"]
+assert r["faults"]["deadline"] == {"DEADLINE_EXCEEDED": 1}, r["faults"]
+assert r["checked_errors"] == 0 and r["windows_lost"] == 0 and r["windows_disordered"] == 0, r
+assert r["windows_expected"] == 7 * 5, r["windows_expected"]
+EOF
+if "$CLI" bench --server "$ADDR" --model digits --faulty-share 1.5 2>"$WORK/bad.err"; then
+  fail "a --faulty-share above 1 must fail"
+fi
+grep -q -- "--faulty-share" "$WORK/bad.err" || fail "bad --faulty-share message"
+
 # A sweep prints one JSON line per stream count and the plot is well-formed SVG.
 "$CLI" bench --server "$ADDR" --model untrained-digits --sweep 1,2 --duration-s 1 --warmup-s 0.5 \
   --json --plot "$WORK/sweep.svg" >"$WORK/sweep.json" || { cat "$WORK/sweep.json"; fail "sweep"; }
