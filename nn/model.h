@@ -15,6 +15,7 @@
 namespace wavepool::nn {
 
 class Workspace;
+class IntervalModel;
 
 // One compiled op's cost, from Model::Profile.
 struct LayerTime {
@@ -77,6 +78,7 @@ class Model {
   size_t max_activation_ = 0;  // largest per-window activation among ops
   size_t max_conv_scratch_ = 0;  // largest im2col matrix among conv ops
   friend class Workspace;
+  friend class IntervalModel;  // nn/ibp.h bounds the compiled ops
 };
 
 // Preallocated activation buffers for one model and a maximum batch: two
