@@ -31,6 +31,7 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args);
 int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::string& data_dir,
                 const std::string& out);
 int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& data_dir);
+int RunCertify(const std::vector<std::string>& args);
 int RunContinuousEval(const CommonOptions& common, const std::string& model);
 
 // Shared helpers.

@@ -4,6 +4,7 @@
 //   wavepool models | describe MODEL [--override L.F=V] | health [--service S]
 //   wavepool init-model --spec SPEC.json --seed N --out DIR
 //   wavepool bench --model NAME --streams N --duration-s S [--realtime] [--json]
+//   wavepool certify MODEL_DIR --data DIR --epsilons 1e-6,1e-5 [--plot F.svg]
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
       "        [--pool-kinds max,avg,conv,blur]   train a model per pooling choice, plot accuracy vs cost\n"
       "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"
       "        [--sweep 1,10,100] [--plot FILE.svg]   load test: latency percentiles, windows/s\n"
+      "  certify MODEL_DIR --data DIR --epsilons 1e-6,1e-5 [--split S] [--plot FILE.svg]\n"
+      "        fraction of windows certified vs epsilon, bound looseness, cost (local)\n"
       "flags: --server ADDR (default localhost:50051); see --helpfull");
   wavepool::DashedFlags flags(argc, argv);
   std::vector<char*> positional = absl::ParseCommandLine(flags.argc(), flags.argv());
@@ -59,6 +62,7 @@ int main(int argc, char** argv) {
   if (command == "eval") return wavepool::cli::RunEval(common, args);
   if (command == "sweep") return wavepool::cli::RunSweep(common, args);
   if (command == "bench") return wavepool::cli::RunBench(common, args);
+  if (command == "certify") return wavepool::cli::RunCertify(args);
   std::fprintf(stderr, "wavepool: unknown command \"%s\"\n%s\n", command.c_str(),
                absl::ProgramUsageMessage().data());
   return 2;

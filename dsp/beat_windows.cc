@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -11,6 +12,7 @@ constexpr size_t kPendingCapacity = 16;
 constexpr size_t kLongRr = 300;
 constexpr size_t kLocalRr = 10;
 constexpr size_t kAmpBeats = 16;
+constexpr float kInfF = std::numeric_limits<float>::infinity();
 }  // namespace
 
 int64_t BeatWindowOptions::before_samples() const {
@@ -109,6 +111,7 @@ void StreamingBeatWindows::Snapshot(bool finishing) {
 
 void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
   Pending& p = pending_[pending_head_];
+  const size_t template_before = template_count_;
   const double rate = options_.sample_rate_hz;
   const bool has_next = pending_size_ > 1;
   Beat beat;
@@ -185,10 +188,98 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
     }
   }
   beat.features = window_;
+  if (bounds_) {
+    EmitBounds(p, template_before);
+    beat.lower = lower_;
+    beat.upper = upper_;
+  }
   last_emitted_r_ = p.r;
   pending_head_ = (pending_head_ + 1) % kPendingCapacity;
   --pending_size_;
   on_beat(beat);
+}
+
+absl::Status StreamingBeatWindows::EnableBounds(double eps_mv) {
+  if (!std::isfinite(eps_mv) || eps_mv < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the certification budget (", eps_mv, " mV) must be finite and >= 0"));
+  }
+  if (filter_outputs_ > 0 || pending_size_ > 0 || amp_count_ > 0) {
+    return absl::FailedPreconditionError("EnableBounds must come before the first Push");
+  }
+  // 1e-5 mV of float rounding per unit of gain: 2^-23 of |x - baseline| < 80 mV.
+  const double gain = filter_->linf_gain();
+  lead_radius_ = std::nextafter(static_cast<float>((eps_mv + 1e-5) * gain * (1 + 1e-6)), kInfF);
+  const size_t len = static_cast<size_t>(options_.window_samples());
+  amp_lo_ring_.assign(kAmpBeats, 0.0f);
+  amp_hi_ring_.assign(kAmpBeats, 0.0f);
+  template_lo_ring_.assign(kAmpBeats * len, 0.0f);
+  template_hi_ring_.assign(kAmpBeats * len, 0.0f);
+  lower_.assign(options_.window_values(), 0.0f);
+  upper_.assign(options_.window_values(), 0.0f);
+  bounds_ = true;
+  return absl::OkStatus();
+}
+
+void StreamingBeatWindows::EmitBounds(const Pending& p, size_t template_before) {
+  const size_t len = static_cast<size_t>(options_.window_samples());
+  const size_t before = static_cast<size_t>(options_.before_samples());
+  const float r = lead_radius_;
+  // This beat's |filtered at R| interval joins the ring EmitFront just updated.
+  const size_t slot = (amp_count_ - 1) % kAmpBeats;
+  const float at_r = std::abs(p.window[before]);
+  amp_lo_ring_[slot] = std::max(0.0f, std::nextafter(at_r - r, -kInfF));
+  amp_hi_ring_[slot] = std::nextafter(at_r + r, kInfF);
+  const size_t n_amp = std::min(amp_count_, kAmpBeats);
+  auto median = [&](const std::vector<float>& ring, size_t count, size_t stride, size_t offset) {
+    scratch_.clear();
+    for (size_t j = 0; j < count; ++j) scratch_.push_back(ring[j * stride + offset]);
+    std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(count / 2), scratch_.end());
+    return scratch_[count / 2];
+  };
+  const float scale_lo = median(amp_lo_ring_, n_amp, 1, 0);
+  const float scale_hi = median(amp_hi_ring_, n_amp, 1, 0);
+  float peak = 0;
+  for (size_t k = 0; k < len; ++k) peak = std::max(peak, std::abs(p.window[k]));
+  // The 1e-3 fallback to millivolts is a jump: certify only away from it.
+  const bool unbounded = !(scale_lo > 1e-3f) || !(peak <= 50.0f);
+  float* lo = lower_.data();
+  float* hi = upper_.data();
+  for (size_t k = 0; k < len; ++k) {
+    if (unbounded) {
+      lo[k] = -kInfF;
+      hi[k] = kInfF;
+      continue;
+    }
+    // Float division is monotone in each argument: these bound the forward
+    // pass's own f / scale for every f and scale in their intervals.
+    const float fl = std::nextafter(p.window[k] - r, -kInfF);
+    const float fh = std::nextafter(p.window[k] + r, kInfF);
+    lo[k] = fl >= 0 ? fl / scale_hi : fl / scale_lo;
+    hi[k] = fh >= 0 ? fh / scale_lo : fh / scale_hi;
+  }
+  size_t channel = 1;
+  if (options_.template_context) {
+    const size_t have = std::min(template_before, kAmpBeats);
+    float* dlo = lo + len;
+    float* dhi = hi + len;
+    for (size_t k = 0; k < len; ++k) {
+      if (have == 0) {
+        dlo[k] = dhi[k] = 0.0f;
+        continue;
+      }
+      const float t_lo = median(template_lo_ring_, have, len, k);
+      const float t_hi = median(template_hi_ring_, have, len, k);
+      dlo[k] = lo[k] - t_hi;
+      dhi[k] = hi[k] - t_lo;
+    }
+    const size_t at = (template_before % kAmpBeats) * len;
+    std::copy(lo, lo + len, template_lo_ring_.begin() + static_cast<long>(at));
+    std::copy(hi, hi + len, template_hi_ring_.begin() + static_cast<long>(at));
+    channel = 2;
+  }
+  // RR channels: fixed by the detector (the stated assumption).
+  for (size_t i = channel * len; i < window_.size(); ++i) lo[i] = hi[i] = window_[i];
 }
 
 void StreamingBeatWindows::EmitReady(bool finishing, BeatFn on_beat) {

@@ -39,6 +39,9 @@ struct Beat {
   double rr_prev_s = 0;   // 0 for the first beat
   double rr_next_s = 0;   // 0 for the last beat of a stream
   std::span<const float> features;  // window_values(), valid during the call
+  // With EnableBounds: bounds on `features` for every input within eps of the
+  // stream's (window_values() each, valid during the call); empty otherwise.
+  std::span<const float> lower, upper;
 };
 
 // Push samples (millivolts, any chunking); each beat is emitted once its next
@@ -58,6 +61,22 @@ class StreamingBeatWindows {
 
   void Push(std::span<const float> samples_mv, BeatFn on_beat);
   void Finish(BeatFn on_beat);
+
+  // From now on each Beat also carries interval bounds on its features for an
+  // L-infinity budget eps_mv on every input sample (millivolts, after
+  // adc_gain / baseline). Stated assumption: the R peaks (so which beats
+  // exist, their windows and the RR channels) are those the detector finds on
+  // the samples as sent. Bounded soundly from there: the filtered lead moves
+  // by at most eps * StreamingEcgFilter::linf_gain() (plus 1e-5 mV times that
+  // gain for float rounding, valid while |x - baseline| < 80 mV: a window
+  // whose |filtered| exceeds 50 mV gets infinite bounds); the amplitude scale
+  // is the median of per-beat intervals of |filtered at R| (medians are
+  // monotone); the lead over the scale is interval division (infinite bounds
+  // when the scale's interval reaches the 1e-3 fallback); the template is the
+  // per-sample median of the previous beats' bounds. Call before the first
+  // Push (INVALID_ARGUMENT for eps_mv < 0 or not finite, FAILED_PRECONDITION
+  // after samples were pushed). Allocates here, never per beat.
+  absl::Status EnableBounds(double eps_mv);
 
   const BeatWindowOptions& options() const { return options_; }
   // Worst-case delay from an R peak to its window being ready, excluding the
@@ -103,6 +122,16 @@ class StreamingBeatWindows {
   std::vector<float> template_ring_;
   size_t template_count_ = 0;
   std::vector<float> window_;   // the window being emitted
+  // EnableBounds: the filtered lead's radius, and the bound rings (|filtered
+  // at R| and scaled windows of the last 16 beats) beside the value rings.
+  // Fills lower_ / upper_ for the beat EmitFront is emitting; template_before:
+  // beats in the template ring before this one.
+  void EmitBounds(const Pending& p, size_t template_before);
+  bool bounds_ = false;
+  float lead_radius_ = 0;
+  std::vector<float> amp_lo_ring_, amp_hi_ring_;
+  std::vector<float> template_lo_ring_, template_hi_ring_;
+  std::vector<float> lower_, upper_;
 };
 
 }  // namespace wavepool::dsp

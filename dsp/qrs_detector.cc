@@ -168,6 +168,11 @@ class EcgFilterImpl final : public StreamingEcgFilter {
   }
 
   int64_t delay_samples() const override { return h1_ + h2_ + hl_; }
+  double linf_gain() const override {
+    double sum = 0;
+    for (double t : taps_) sum += std::fabs(t);
+    return 2 * sum;
+  }
 
  private:
   void Step(float x, OutputFn on_output) {

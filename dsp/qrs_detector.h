@@ -71,6 +71,11 @@ class StreamingEcgFilter {
   // sample), then resets the object for a new stream.
   virtual void Finish(OutputFn on_output) = 0;
   virtual int64_t delay_samples() const = 0;
+  // L-infinity gain of the output in the input: every output moves by at most
+  // linf_gain() * eps when every input moves by at most eps. Each median is
+  // monotone and shift-equivariant, so the baseline moves by at most eps and
+  // x - baseline by 2 eps; the low-pass then multiplies by sum |taps|.
+  virtual double linf_gain() const = 0;
 };
 
 // Offline form of StreamingEcgFilter, aligned: output[i] corresponds to input[i].

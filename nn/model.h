@@ -15,6 +15,7 @@
 namespace wavepool::nn {
 
 class Workspace;
+class IntervalModel;
 
 // One compiled op's cost, from Model::Profile.
 struct LayerTime {
@@ -78,6 +79,7 @@ class Model {
   size_t max_conv_scratch_ = 0;  // largest im2col matrix among conv ops
   size_t max_blur_scratch_ = 0;  // largest BlurPoolScratch among blurred pools
   friend class Workspace;
+  friend class IntervalModel;  // nn/ibp.h bounds the compiled ops
 };
 
 // Preallocated activation buffers for one model and a maximum batch: two

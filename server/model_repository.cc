@@ -53,6 +53,11 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRepository::LoadVersion(
   loaded->dir = dir;
   loaded->fingerprint = fingerprint;
   loaded->model = model;
+  if (auto interval = nn::IntervalModel::Create(model); interval.ok()) {
+    loaded->interval = *std::move(interval);
+  } else {
+    loaded->interval_error = interval.status();
+  }
   size_t front_end_values = 0;
   if (spec.kind() == v1::BEAT_WINDOWS) {
     loaded->beat_windows = true;

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "dsp/beat_windows.h"
 #include "dsp/log_mel.h"
+#include "nn/ibp.h"
 #include "nn/model.h"
 #include "server/batcher.h"
 #include "wavepool/v1/model_spec.pb.h"
@@ -30,6 +31,10 @@ struct LoadedModel {
   std::string dir;
   std::string fingerprint;  // sizes and modification times of its two files
   std::shared_ptr<const nn::Model> model;
+  // The model's interval bounds (|W| precomputed), for certify_epsilon; null
+  // when the network has a layer IBP does not bound (interval_error says which).
+  std::shared_ptr<const nn::IntervalModel> interval;
+  absl::Status interval_error;
   bool beat_windows = false;           // kind BEAT_WINDOWS (ECG)
   dsp::FeatureWindowOptions features;  // FIXED_WINDOWS models
   dsp::BeatWindowOptions beats;        // BEAT_WINDOWS models

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -106,7 +107,45 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const v1::StreamConfig&
                                                                   model_rate)));
   s->softmax_.resize(s->model_->model->output_size());
   s->order_.resize(s->softmax_.size());
+  RETURN_IF_ERROR(s->SetUpCertification(config.certify_epsilon(), rate));
   return s;
+}
+
+absl::Status Session::SetUpCertification(float epsilon, double client_rate) {
+  if (!std::isfinite(epsilon) || epsilon < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "certify_epsilon (", epsilon, ") must be a finite number >= 0 (0 = off): the noise "
+        "budget per sample, full scale 1 for audio, millivolts for ECG"));
+  }
+  if (epsilon == 0) return absl::OkStatus();
+  const double model_rate = model_->model->spec().sample_rate_hz();
+  if (client_rate != model_rate) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "certify_epsilon needs sample_rate_hz equal to the model's (", model_rate,
+        " Hz; this stream has ", client_rate, " Hz): bounds through the libsoxr resampler are "
+        "not implemented, so resample on the client or set certify_epsilon to 0"));
+  }
+  if (channels_ != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "certify_epsilon needs one channel (this stream has ", channels_,
+        "): downmix on the client, where the budget then applies to the mono samples"));
+  }
+  if (model_->interval == nullptr) {
+    return absl::UnimplementedError(absl::StrCat("certify_epsilon: model ", model_->name, " ",
+                                                 model_->version, ": ",
+                                                 model_->interval_error.message()));
+  }
+  certify_epsilon_ = epsilon;
+  interval_ws_ = std::make_unique<nn::IntervalWorkspace>(*model_->interval);
+  const size_t in = model_->model->input_size();
+  in_lo_.resize(in);
+  in_hi_.resize(in);
+  if (beats_) return beats_->EnableBounds(epsilon);
+  ASSIGN_OR_RETURN(dsp::LogMelBounds bounds, dsp::LogMelBounds::Create(model_->features));
+  feature_bounds_ = std::make_unique<dsp::LogMelBounds>(std::move(bounds));
+  recent_.assign(model_->features.window_length + model_->features.window_hop, 0.0f);
+  window_samples_.resize(model_->features.window_length);
+  return absl::OkStatus();
 }
 
 absl::Status Session::CheckChunkSize(uint64_t frames) const {
@@ -199,7 +238,8 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
   return absl::OkStatus();
 }
 
-void Session::AddPending(const Pending& p, std::span<const float> features) {
+void Session::AddPending(const Pending& p, std::span<const float> features,
+                         std::span<const float> lower, std::span<const float> upper) {
   const size_t in = model_->model->input_size();
   const size_t n = pending_.size();
   pending_.push_back(p);
@@ -207,13 +247,55 @@ void Session::AddPending(const Pending& p, std::span<const float> features) {
   // Grows only to the most windows one slice has made (amortised, not per window).
   if (inputs_.size() < (n + 1) * in) inputs_.resize((n + 1) * in);
   std::copy(features.begin(), features.end(), inputs_.begin() + static_cast<ptrdiff_t>(n * in));
+  if (certify_epsilon_ > 0) {
+    const size_t out = model_->model->output_size();
+    if (logit_bounds_.size() < (n + 1) * 2 * out) logit_bounds_.resize((n + 1) * 2 * out);
+    float* lo = logit_bounds_.data() + n * 2 * out;
+    if (lower.size() == in && upper.size() == in) {
+      model_->interval->Propagate(lower.data(), upper.data(), lo, lo + out, *interval_ws_);
+    } else {  // no feature bounds: nothing certified
+      std::fill(lo, lo + out, -std::numeric_limits<float>::infinity());
+      std::fill(lo + out, lo + 2 * out, std::numeric_limits<float>::infinity());
+    }
+  }
+}
+
+void Session::BoundWindow(uint64_t index) {
+  const uint64_t start = index * model_->features.window_hop;
+  const uint64_t cap = recent_.size();
+  for (size_t k = 0; k < window_samples_.size(); ++k) {
+    const uint64_t t = start + k;
+    // Past the last sample: the padded tail's zeros (bounded like any sample).
+    window_samples_[k] = t < recent_count_ ? recent_[t % cap] : 0.0f;
+  }
+  feature_bounds_->Compute(window_samples_, certify_epsilon_, in_lo_, in_hi_);
+}
+
+void Session::FeedCertified(std::span<const float> resampled) {
+  // At most one hop per Push, so the ring (window + hop) still holds the whole
+  // window when StreamingFeatures completes it (its output is the same for
+  // any chunking).
+  const size_t hop = model_->features.window_hop;
+  for (size_t i = 0; i < resampled.size(); i += hop) {
+    const auto part = resampled.subspan(i, std::min(hop, resampled.size() - i));
+    for (float v : part) recent_[recent_count_++ % recent_.size()] = v;
+    features_->Push(part, [&](uint64_t index, std::span<const float> features) {
+      BoundWindow(index);
+      AddPending({index, false, false, 0, 0, 0}, features, in_lo_, in_hi_);
+    });
+  }
 }
 
 void Session::Feed(std::span<const float> resampled) {
   if (beats_) {
     beats_->Push(resampled, [&](const dsp::Beat& beat) {
-      AddPending({0, false, true, beat.r_sample, beat.rr_prev_s, beat.rr_next_s}, beat.features);
+      AddPending({0, false, true, beat.r_sample, beat.rr_prev_s, beat.rr_next_s}, beat.features,
+                 beat.lower, beat.upper);
     });
+    return;
+  }
+  if (feature_bounds_) {
+    FeedCertified(resampled);
     return;
   }
   features_->Push(resampled, [&](uint64_t index, std::span<const float> features) {
@@ -246,11 +328,17 @@ bool Session::Stage() {
   (void)resampler_->Finish([&](std::span<const float> resampled) { Feed(resampled); });
   if (beats_) {
     beats_->Finish([&](const dsp::Beat& beat) {
-      AddPending({0, false, true, beat.r_sample, beat.rr_prev_s, beat.rr_next_s}, beat.features);
+      AddPending({0, false, true, beat.r_sample, beat.rr_prev_s, beat.rr_next_s}, beat.features,
+                 beat.lower, beat.upper);
     });
   } else {
     features_->Finish([&](uint64_t index, std::span<const float> features) {
-      AddPending({index, true, false, 0, 0, 0}, features);
+      if (feature_bounds_) {
+        BoundWindow(index);
+        AddPending({index, true, false, 0, 0, 0}, features, in_lo_, in_hi_);
+      } else {
+        AddPending({index, true, false, 0, 0, 0}, features);
+      }
     });
   }
   return true;
@@ -328,6 +416,15 @@ void Session::Emit(const SessionOutput& out) {
   const size_t outputs = model_->model->output_size();
   for (size_t i = 0; i < pending_.size(); ++i) {
     v1::WindowResult w = WindowOf(pending_[i], scores_.data() + i * outputs);
+    if (certify_epsilon_ > 0) {
+      // The top class as the client sees it (FillTop's order: ties to the lower index).
+      const float* lo = logit_bounds_.data() + i * 2 * outputs;
+      const nn::Certificate c = nn::CertifyTop(std::span<const float>(lo, outputs),
+                                               std::span<const float>(lo + outputs, outputs),
+                                               static_cast<int>(order_[0]));
+      w.set_certified(c.certified);
+      w.set_certified_margin(c.margin);
+    }
     const uint64_t start_sample = w.start_sample(), end_sample = w.end_sample();
     out.window(std::move(w));
     if (events_) {

@@ -11,7 +11,9 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "dsp/log_mel.h"
+#include "dsp/log_mel_bounds.h"
 #include "dsp/resampler.h"
+#include "nn/ibp.h"
 #include "nn/model.h"
 #include "server/event_detector.h"
 #include "server/model_repository.h"
@@ -110,8 +112,15 @@ class Session {
   Session(const v1::StreamConfig& config, std::shared_ptr<const LoadedModel> model);
   absl::Status Decode(const v1::SampleChunk& chunk);
   absl::Status CheckChunkSize(uint64_t frames) const;
-  void AddPending(const Pending& p, std::span<const float> features);
+  // lower / upper: the features' bounds (certification; empty = none given).
+  void AddPending(const Pending& p, std::span<const float> features,
+                  std::span<const float> lower = {}, std::span<const float> upper = {});
   void Feed(std::span<const float> resampled);
+  // Certification of fixed windows: keeps the recent model-rate samples and
+  // bounds window `index`'s features from them into in_lo_ / in_hi_.
+  void FeedCertified(std::span<const float> resampled);
+  void BoundWindow(uint64_t index);
+  absl::Status SetUpCertification(float epsilon, double client_rate);
   // Sorts the labels of one window's scores (order_) and fills the top.
   void FillTop(const float* scores, v1::WindowResult& w);
   v1::WindowResult WindowOf(const Pending& p, const float* scores);
@@ -144,6 +153,15 @@ class Session {
   bool input_ended_ = false;
   bool flushed_ = false;
   bool events_finished_ = false;
+  // certify_epsilon > 0: front-end bounds, the network's interval bounds, and
+  // per pending window its logit bounds (lower then upper, output_size() each).
+  float certify_epsilon_ = 0;
+  std::unique_ptr<dsp::LogMelBounds> feature_bounds_;        // FIXED_WINDOWS
+  std::unique_ptr<nn::IntervalWorkspace> interval_ws_;
+  std::vector<float> recent_;        // FIXED_WINDOWS: ring of model-rate samples
+  uint64_t recent_count_ = 0;        // samples ever put in recent_
+  std::vector<float> window_samples_, in_lo_, in_hi_;
+  std::vector<float> logit_bounds_;  // grows like inputs_
 };
 
 }  // namespace wavepool::server

@@ -104,6 +104,19 @@ grep -q "<circle" "$WORK/sweep/sweep.svg" || fail "sweep chart"
 "${SWEEP[@]}" >"$WORK/sweep2.txt" 2>&1 || { cat "$WORK/sweep2.txt"; fail "sweep rerun"; }
 [ "$(grep -c "reusing the trained model" "$WORK/sweep2.txt")" = 4 ] || fail "sweep resume"
 
+# certify: a row per budget over the committed clips with the shipped model, a
+# plot; certified fractions never rise with the budget; bad budgets refused.
+"$CLI" certify "$SRC/models/digits/2" --data "$SRC/tests/data/fsdd" --split all \
+  --epsilons 1e-10,1e-6 --looseness-windows 2 --looseness-trials 4 --plot "$WORK/cert.svg" \
+  >"$WORK/cert.txt" 2>/dev/null || { cat "$WORK/cert.txt"; fail "certify"; }
+[ "$(grep -c '^1e-' "$WORK/cert.txt")" = 2 ] || { cat "$WORK/cert.txt"; fail "certify rows"; }
+awk '/^1e-10 /{a=$3} /^1e-06 /{b=$3} END{exit !(a >= b)}' "$WORK/cert.txt" || { cat "$WORK/cert.txt"; fail "certified fraction rose with eps"; }
+grep -q "<svg" "$WORK/cert.svg" || fail "certify svg"
+if "$CLI" certify "$SRC/models/digits/2" --data "$SRC/tests/data/fsdd" --epsilons=-1 2>"$WORK/cert.err"; then
+  fail "negative epsilon accepted"
+fi
+grep -q "not a finite number > 0" "$WORK/cert.err" || fail "certify epsilon message"
+
 # SIGTERM: drains and exits 0.
 kill -TERM "$PID"
 wait "$PID" || fail "server exit code $? after SIGTERM"
