@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nn/conv_dnnl.h"
 #include "nn/safetensors.h"
 #include "nn/shape.h"
 #include "nn/spec.h"
@@ -28,7 +29,17 @@ struct LayerTime {
   Shape output;        // per window
   double mflops = 0;   // per window, counted as `describe` counts them (a multiply-add is 2)
   double seconds = 0;  // mean wall time of one call of the op on the whole batch
+  // Convolutions: the kernel that ran, "onednn <oneDNN's kernel name>" (e.g.
+  // "onednn brgconv:avx512_core"), "im2col+sgemm" or "reference"; else empty.
+  std::string kernel;
 };
+
+// Which kernel a Workspace runs the convolutions with. kChosen: the one the
+// model picked per layer when it was created (oneDNN where it has a JIT
+// kernel for the shape on this CPU, else im2col + OpenBLAS); kGemm: im2col +
+// OpenBLAS everywhere; kReference: the simple direct loop (nn::Conv2d). The
+// last two are for tests and comparisons.
+enum class ConvPath { kChosen, kGemm, kReference };
 
 class Model {
  public:
@@ -69,6 +80,12 @@ class Model {
   // *cur < 0, else ws's buffer *cur) and leaves its result in ws's buffer *cur.
   void RunOp(const Op& op, const float* input, int batch, Workspace& ws, int* cur) const;
   const float* Current(const float* input, const Workspace& ws, int cur) const;
+  // Create's last step: a oneDNN kernel for each conv op where the rule in
+  // model.cc picks one.
+  void ChooseConvKernels();
+  // The conv op's oneDNN state in ws, or null when ws runs it another way.
+  DnnlConv::Thread* DnnlState(const Op& op, Workspace& ws) const;
+  std::string ConvKernel(const Op& op, Workspace& ws) const;
   ModelSpec spec_;
   Shape input_shape_;
   size_t output_size_ = 0;
@@ -76,26 +93,33 @@ class Model {
   std::vector<std::unique_ptr<Op>> ops_;
   size_t max_activation_ = 0;  // largest per-window activation among ops
   size_t max_conv_scratch_ = 0;  // largest im2col matrix among conv ops
+  int dnnl_convs_ = 0;           // conv ops with a oneDNN kernel (Op::dnnl_slot < dnnl_convs_)
   friend class Workspace;
 };
 
 // Preallocated activation buffers for one model and a maximum batch: two
-// ping-pong buffers of max_batch x the model's largest activation, and one
-// window's im2col matrix for the convolutions. Use it
+// ping-pong buffers of max_batch x the model's largest activation, one
+// window's im2col matrix for the convolutions, and each oneDNN convolution's
+// per-thread state (its blocked-layout buffers and scratchpad). Use it
 // only with the model it was made for; a max_batch below 1 is taken as 1.
 class Workspace {
  public:
   // reference = true runs the convolutions with the simple reference kernel
-  // (nn::Conv2d) instead of im2col + GEMM: for tests and comparisons.
-  Workspace(const Model& model, int max_batch, bool reference = false);
+  // (nn::Conv2d): for tests and comparisons.
+  Workspace(const Model& model, int max_batch, bool reference = false)
+      : Workspace(model, max_batch, reference ? ConvPath::kReference : ConvPath::kChosen) {}
+  // A conv whose oneDNN state cannot be made (out of memory) runs im2col + GEMM.
+  Workspace(const Model& model, int max_batch, ConvPath path);
+  ~Workspace();
   int max_batch() const { return max_batch_; }
 
  private:
   friend class Model;
   int max_batch_;
-  bool reference_ = false;
+  ConvPath path_ = ConvPath::kChosen;
   std::vector<float> a_, b_;
-  std::vector<float> scratch_;  // im2col, one window
+  std::vector<float> scratch_;  // im2col, one window (also the oneDNN path's fallback)
+  std::vector<DnnlConv::ThreadPtr> dnnl_;  // by Op::dnnl_slot; null: use im2col + GEMM
 };
 
 }  // namespace wavepool::nn
