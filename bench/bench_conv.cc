@@ -3,7 +3,8 @@
 // im2col + OpenBLAS (ConvPath::kGemm) and on the kernels the model chose
 // (ConvPath::kChosen: oneDNN where it has a JIT kernel), alternating, then per
 // conv layer and for the whole network the median over rounds of the ratio
-// gemm time / chosen time (> 1: the chosen kernel is faster). On a shared,
+// gemm time / chosen time (> 1: the chosen kernel is faster), and the same
+// for plain Model::Run calls (no per-op clocks). On a shared,
 // noisy machine the ratio within a round is what to read; the absolute times
 // are medians too. One thread; times are thread CPU time per window.
 //
@@ -94,6 +95,19 @@ std::vector<double> TimeBlock(const Model& m, const float* input, int batch, Wor
   return per_op;
 }
 
+// Model::Run (no clocks; a oneDNN segment goes window by window through its
+// layers there, layer by layer in Profile): thread CPU seconds per window.
+double TimeRun(const Model& m, const float* input, int batch, Workspace& ws, int repeats, float* output) {
+  m.Run(input, batch, output, ws);
+  const double start = ThreadSeconds();
+  for (int r = 0; r < repeats; ++r) {
+    m.Run(input, batch, output, ws);
+    benchmark::DoNotOptimize(output);
+    benchmark::ClobberMemory();
+  }
+  return (ThreadSeconds() - start) / repeats / batch;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,7 +142,8 @@ int main(int argc, char** argv) {
       const int repeats = static_cast<int>(std::clamp(std::ceil(o.round_seconds / std::max(pass, 1e-9)), 2.0, 1e6));
       const size_t n = ops.size();
       std::vector<std::vector<double>> g(n), c(n), ratio(n);
-      std::vector<double> g_total, c_total, total_ratio;
+      std::vector<double> g_total, c_total, total_ratio, g_run, c_run, run_ratio;
+      std::vector<float> output(m.output_size() * static_cast<size_t>(batch));
       for (int r = 0; r < o.rounds; ++r) {
         // Alternate which goes first, so neither always follows the other.
         std::vector<double> tg, tc;
@@ -147,6 +162,11 @@ int main(int argc, char** argv) {
           sg += tg[i];
           sc += tc[i];
         }
+        const double rg = TimeRun(m, input.data(), batch, gemm, repeats, output.data());
+        const double rc = TimeRun(m, input.data(), batch, chosen, repeats, output.data());
+        g_run.push_back(rg);
+        c_run.push_back(rc);
+        run_ratio.push_back(rg / rc);
         g_total.push_back(sg);
         c_total.push_back(sc);
         total_ratio.push_back(sg / sc);
@@ -164,6 +184,10 @@ int main(int argc, char** argv) {
                   Median(g_total) * 1e6, Median(c_total) * 1e6, Median(total_ratio),
                   *std::min_element(total_ratio.begin(), total_ratio.end()),
                   *std::max_element(total_ratio.begin(), total_ratio.end()));
+      std::printf("%-24s %-16s %11.2f %11.2f %7.2fx  (min %.2fx, max %.2fx)\n", "Model::Run", "",
+                  Median(g_run) * 1e6, Median(c_run) * 1e6, Median(run_ratio),
+                  *std::min_element(run_ratio.begin(), run_ratio.end()),
+                  *std::max_element(run_ratio.begin(), run_ratio.end()));
     }
   }
   return 0;

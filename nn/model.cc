@@ -5,6 +5,7 @@
 #include <cmath>
 #include <chrono>
 #include <cstring>
+#include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -31,8 +32,9 @@ struct Model::Op {
   Conv2dParams conv;
   Pool2dParams pool;
   std::vector<float> weight, bias;  // conv / dense (bias empty when absent)
-  std::shared_ptr<const DnnlConv> dnnl;  // conv: oneDNN's kernel, when chosen
-  int dnnl_slot = -1;                    // its index in Workspace::dnnl_
+  bool relu = false;  // conv: a ReLU right after it, fused in (its spec layer is in `layers`)
+  int segment = -1;   // index in Model::segments_ when the op runs in a oneDNN segment
+  size_t segment_layer = 0;  // the op's layer in that segment
   std::vector<float> scale, shift;  // kAffine
   // Reads and writes the same buffer.
   bool in_place() const { return kind == Kind::kRelu || kind == Kind::kAffine || kind == Kind::kSoftmax; }
@@ -168,7 +170,16 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
         break;
       case OpKind::kGlobalAvgPool: op->kind = Op::Kind::kGlobalAvg; break;
       case OpKind::kGlobalMaxPool: op->kind = Op::Kind::kGlobalMax; break;
-      case OpKind::kRelu: op->kind = Op::Kind::kRelu; break;
+      case OpKind::kRelu:
+        if (!m->ops_.empty() && m->ops_.back()->kind == Op::Kind::kConv && !m->ops_.back()->relu) {
+          // Fused into the conv op just before (every conv kernel applies it to
+          // its output; oneDNN's as a post-op, while the value is in registers).
+          m->ops_.back()->relu = true;
+          op.reset();
+        } else {
+          op->kind = Op::Kind::kRelu;
+        }
+        break;
       case OpKind::kSoftmax: op->kind = Op::Kind::kSoftmax; break;
       case OpKind::kBatchNorm: {
         std::vector<double> scale, shift;
@@ -218,7 +229,7 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Create(ModelSpec spec, const
     prev = p.kind;
     in = out;
   }
-  m->ChooseConvKernels();
+  m->ChooseSegments();
   m->output_size_ = in.size();
   m->outputs_probabilities_ = spec.layers(spec.layers_size() - 1).has_softmax();
   m->spec_ = std::move(spec);
@@ -238,18 +249,49 @@ absl::StatusOr<std::shared_ptr<const Model>> Model::Load(
   return model;
 }
 
-void Model::ChooseConvKernels() {
-  // The rule (docs/performance.md has the measurements): oneDNN's direct
-  // convolution wherever it has a JIT kernel for the shape on this CPU; it
-  // was 1.0-2.0x as fast as im2col + OpenBLAS on the shipped models' layers.
-  // Where oneDNN has only its reference loop, or fails, im2col + OpenBLAS.
-  for (auto& op : ops_) {
-    if (op->kind != Op::Kind::kConv) continue;
-    absl::StatusOr<std::unique_ptr<const DnnlConv>> conv = DnnlConv::Create(
-        op->conv, op->weight.data(), op->bias.empty() ? nullptr : op->bias.data());
-    if (!conv.ok() || !(*conv)->jit()) continue;
-    op->dnnl = std::move(*conv);
-    op->dnnl_slot = dnnl_convs_++;
+void Model::ChooseSegments() {
+  // The rule (measured in docs/performance.md): every maximal run of ops that
+  // starts at a convolution and holds only convolutions (ReLU fused) and
+  // max/average poolings runs as one oneDNN segment, in oneDNN's blocked
+  // layout, when oneDNN has JIT kernels for all its shapes on this CPU. On the
+  // shipped models that was 1.x-2.x as fast as im2col + OpenBLAS with our NCHW
+  // pooling. Otherwise (no JIT kernel, or oneDNN fails) those ops run as before.
+  for (size_t i = 0; i < ops_.size();) {
+    if (ops_[i]->kind != Op::Kind::kConv) {
+      ++i;
+      continue;
+    }
+    size_t end = i + 1;
+    while (end < ops_.size() &&
+           (ops_[end]->kind == Op::Kind::kConv || ops_[end]->kind == Op::Kind::kMaxPool ||
+            ops_[end]->kind == Op::Kind::kAvgPool)) {
+      ++end;
+    }
+    std::vector<DnnlLayer> layers;
+    for (size_t k = i; k < end; ++k) {
+      const Op& op = *ops_[k];
+      DnnlLayer l;
+      if (op.kind == Op::Kind::kConv) {
+        l.conv = op.conv;
+        l.weight = op.weight.data();
+        l.bias = op.bias.empty() ? nullptr : op.bias.data();
+        l.relu = op.relu;
+      } else {
+        l.kind = op.kind == Op::Kind::kMaxPool ? DnnlLayer::Kind::kMaxPool : DnnlLayer::Kind::kAvgPool;
+        l.pool = op.pool;
+      }
+      layers.push_back(l);
+    }
+    absl::StatusOr<std::unique_ptr<const DnnlSegment>> seg = DnnlSegment::Create(layers);
+    if (seg.ok() && (*seg)->jit()) {
+      for (size_t k = i; k < end; ++k) {
+        ops_[k]->segment = static_cast<int>(segments_.size());
+        ops_[k]->segment_layer = k - i;
+        max_activation_ = std::max(max_activation_, (*seg)->out_floats(k - i));
+      }
+      segments_.push_back(std::move(*seg));
+    }
+    i = end;
   }
 }
 
@@ -257,15 +299,17 @@ const float* Model::Current(const float* input, const Workspace& ws, int cur) co
   return cur < 0 ? input : cur == 0 ? ws.a_.data() : ws.b_.data();
 }
 
-DnnlConv::Thread* Model::DnnlState(const Op& op, Workspace& ws) const {
-  if (op.dnnl_slot < 0 || ws.dnnl_.empty()) return nullptr;
-  return ws.dnnl_[static_cast<size_t>(op.dnnl_slot)].get();
+DnnlSegment::Thread* Model::DnnlState(const Op& op, Workspace& ws) const {
+  if (op.segment < 0 || ws.dnnl_.empty()) return nullptr;
+  return ws.dnnl_[static_cast<size_t>(op.segment)].get();
 }
 
-std::string Model::ConvKernel(const Op& op, Workspace& ws) const {
-  if (ws.path_ == ConvPath::kReference) return "reference";
-  if (DnnlState(op, ws) != nullptr) return "onednn " + op.dnnl->impl();
-  return "im2col+sgemm";
+std::string Model::Kernel(const Op& op, Workspace& ws) const {
+  if (DnnlState(op, ws) != nullptr) {
+    return "onednn " + segments_[static_cast<size_t>(op.segment)]->impl(op.segment_layer);
+  }
+  if (op.kind != Op::Kind::kConv) return "";
+  return ws.path_ == ConvPath::kReference ? "reference" : "im2col+sgemm";
 }
 
 void Model::RunOp(const Op& op, const float* input, int batch, Workspace& ws, int* cur) const {
@@ -290,15 +334,25 @@ void Model::RunOp(const Op& op, const float* input, int batch, Workspace& ws, in
   const float* src = Current(input, ws, *cur);
   const int dst_index = *cur == 0 ? 1 : 0;
   float* dst = bufs[dst_index];
+  if (DnnlSegment::Thread* t = DnnlState(op, ws)) {
+    // In the segment, activations are in oneDNN's layout: no other kernel
+    // could take over from here, so a failure (none expected once the
+    // primitives exist) marks the whole Run's output.
+    if (!segments_[static_cast<size_t>(op.segment)]->Run(op.segment_layer, batch, src, dst, *t)) {
+      ws.dnnl_failed_ = true;
+    }
+    *cur = dst_index;
+    return;
+  }
   const float* bias = op.bias.empty() ? nullptr : op.bias.data();
   switch (op.kind) {
     case Op::Kind::kConv:
       if (ws.path_ == ConvPath::kReference) {
         Conv2d(op.conv, batch, src, op.weight.data(), bias, dst);
-      } else if (DnnlConv::Thread* t = DnnlState(op, ws);
-                 t == nullptr || !op.dnnl->Run(batch, src, dst, *t)) {
+      } else {
         Conv2dGemm(op.conv, batch, src, op.weight.data(), bias, dst, ws.scratch_.data());
       }
+      if (op.relu) Relu(static_cast<size_t>(batch) * op.out.size(), dst);
       break;
     case Op::Kind::kDense:
       Dense(static_cast<uint32_t>(op.in.size()), op.out.c, batch, src, op.weight.data(), bias, dst);
@@ -317,8 +371,39 @@ void Model::Run(const float* input, int batch, float* output, Workspace& ws) con
   assert(ws.a_.size() >= static_cast<size_t>(batch) * max_activation_);
   if (batch <= 0) return;
   int cur = -1;  // buffer holding the current activation; -1: the caller's input
-  for (const auto& op : ops_) RunOp(*op, input, batch, ws, &cur);
-  std::memcpy(output, Current(input, ws, cur), sizeof(float) * batch * output_size_);
+  for (size_t i = 0; i < ops_.size();) {
+    const Op& op = *ops_[i];
+    if (batch > 1 && op.segment >= 0 && DnnlState(op, ws) != nullptr) {
+      i += RunSegment(op, input, batch, ws, &cur);
+    } else {
+      RunOp(op, input, batch, ws, &cur);
+      ++i;
+    }
+  }
+  CopyOutput(input, batch, ws, cur, output);
+}
+
+size_t Model::RunSegment(const Op& first, const float* input, int batch, Workspace& ws, int* cur) const {
+  // Window by window through all the segment's layers (Profile goes layer by
+  // layer, to time each): a window's activations between layers, 0.1-0.4 MB
+  // in the digit network, stay in the core's L2 instead of making a round trip
+  // to memory per layer for batch x that.
+  const DnnlSegment& seg = *segments_[static_cast<size_t>(first.segment)];
+  const int dst = *cur == 0 ? 1 : 0;
+  float* out = dst == 0 ? ws.a_.data() : ws.b_.data();
+  if (!seg.RunWindows(batch, Current(input, ws, *cur), out, *DnnlState(first, ws))) ws.dnnl_failed_ = true;
+  *cur = dst;
+  return seg.size();
+}
+
+void Model::CopyOutput(const float* input, int batch, Workspace& ws, int cur, float* output) const {
+  const size_t n = static_cast<size_t>(batch) * output_size_;
+  if (ws.dnnl_failed_) {
+    std::fill(output, output + n, std::numeric_limits<float>::quiet_NaN());
+    ws.dnnl_failed_ = false;
+    return;
+  }
+  std::memcpy(output, Current(input, ws, cur), sizeof(float) * n);
 }
 
 std::vector<LayerTime> Model::Profile(const float* input, int batch, Workspace& ws, int repeats,
@@ -331,7 +416,7 @@ std::vector<LayerTime> Model::Profile(const float* input, int batch, Workspace& 
     times[i].op = op.op_name;
     times[i].output = op.out;
     times[i].mflops = op.flops / 1e6;
-    if (op.kind == Op::Kind::kConv) times[i].kernel = ConvKernel(op, ws);
+    times[i].kernel = Kernel(op, ws);
   }
   if (batch <= 0) return times;
   repeats = std::max(repeats, 1);
@@ -350,9 +435,8 @@ std::vector<LayerTime> Model::Profile(const float* input, int batch, Workspace& 
   for (size_t i = 0; i < ops_.size(); ++i) {
     times[i].seconds = std::chrono::duration<double>(total[i]).count() / repeats;
   }
-  if (output != nullptr) {
-    std::memcpy(output, Current(input, ws, cur), sizeof(float) * batch * output_size_);
-  }
+  if (output != nullptr) CopyOutput(input, batch, ws, cur, output);
+  ws.dnnl_failed_ = false;
   return times;
 }
 
@@ -362,12 +446,10 @@ Workspace::Workspace(const Model& model, int max_batch, ConvPath path)
       a_(static_cast<size_t>(max_batch_) * model.max_activation_),
       b_(static_cast<size_t>(max_batch_) * model.max_activation_),
       scratch_(path == ConvPath::kReference ? 0 : model.max_conv_scratch_) {
-  if (path != ConvPath::kChosen || model.dnnl_convs_ == 0) return;
-  dnnl_.resize(static_cast<size_t>(model.dnnl_convs_));
-  for (const auto& op : model.ops_) {
-    if (op->dnnl_slot < 0) continue;
-    absl::StatusOr<DnnlConv::ThreadPtr> t = op->dnnl->NewThread();
-    if (t.ok()) dnnl_[static_cast<size_t>(op->dnnl_slot)] = std::move(*t);
+  if (path != ConvPath::kChosen) return;
+  for (const auto& seg : model.segments_) {
+    absl::StatusOr<DnnlSegment::ThreadPtr> t = seg->NewThread();
+    dnnl_.push_back(t.ok() ? std::move(*t) : nullptr);
   }
 }
 

@@ -29,16 +29,20 @@ struct LayerTime {
   Shape output;        // per window
   double mflops = 0;   // per window, counted as `describe` counts them (a multiply-add is 2)
   double seconds = 0;  // mean wall time of one call of the op on the whole batch
-  // Convolutions: the kernel that ran, "onednn <oneDNN's kernel name>" (e.g.
-  // "onednn brgconv:avx512_core"), "im2col+sgemm" or "reference"; else empty.
+  // The kernel that ran, for the ops that have a choice: a convolution's
+  // "im2col+sgemm" or "reference", or for an op run in a oneDNN segment
+  // (convolutions and the poolings between them) "onednn <oneDNN's kernel
+  // name>", e.g. "onednn brgconv:avx512_core"; else empty.
   std::string kernel;
 };
 
-// Which kernel a Workspace runs the convolutions with. kChosen: the one the
-// model picked per layer when it was created (oneDNN where it has a JIT
-// kernel for the shape on this CPU, else im2col + OpenBLAS); kGemm: im2col +
-// OpenBLAS everywhere; kReference: the simple direct loop (nn::Conv2d). The
-// last two are for tests and comparisons.
+// Which kernels a Workspace runs the convolutions with. kChosen: what the
+// model picked when it was created — each run of convolutions and poolings
+// starting at a convolution as one oneDNN segment (nn/conv_dnnl.h) where
+// oneDNN has JIT kernels for all its shapes on this CPU, else im2col +
+// OpenBLAS and our pooling kernels; kGemm: im2col + OpenBLAS everywhere;
+// kReference: the simple direct loop (nn::Conv2d). The last two are for tests
+// and comparisons.
 enum class ConvPath { kChosen, kGemm, kReference };
 
 class Model {
@@ -60,8 +64,10 @@ class Model {
   bool outputs_probabilities() const { return outputs_probabilities_; }
 
   // Runs `batch` windows (batch <= ws.max_batch()): input batch * input_size()
-  // floats, output batch * output_size(). No allocation; const and thread-safe
-  // given one Workspace per thread.
+  // floats, output batch * output_size(). No allocation of ours (oneDNN's
+  // calls keep a few bytes of bookkeeping on the heap: nn/conv_dnnl.h); const
+  // and thread-safe given one Workspace per thread. If a oneDNN call fails
+  // (not expected once the model and workspace exist) every output is NaN.
   void Run(const float* input, int batch, float* output, Workspace& ws) const;
 
   // For benchmarks: Run's ops on the same data, one untimed pass then
@@ -79,13 +85,18 @@ class Model {
   // One op of Run: reads the current activation (the caller's `input` while
   // *cur < 0, else ws's buffer *cur) and leaves its result in ws's buffer *cur.
   void RunOp(const Op& op, const float* input, int batch, Workspace& ws, int* cur) const;
+  // The oneDNN segment starting at `first`, window by window (Run, batch > 1);
+  // returns the number of ops it computed.
+  size_t RunSegment(const Op& first, const float* input, int batch, Workspace& ws, int* cur) const;
   const float* Current(const float* input, const Workspace& ws, int cur) const;
-  // Create's last step: a oneDNN kernel for each conv op where the rule in
-  // model.cc picks one.
-  void ChooseConvKernels();
-  // The conv op's oneDNN state in ws, or null when ws runs it another way.
-  DnnlConv::Thread* DnnlState(const Op& op, Workspace& ws) const;
-  std::string ConvKernel(const Op& op, Workspace& ws) const;
+  // Create's last step: the oneDNN segments, where the rule in model.cc picks them.
+  void ChooseSegments();
+  // The op's oneDNN segment state in ws, or null when ws runs it another way.
+  DnnlSegment::Thread* DnnlState(const Op& op, Workspace& ws) const;
+  std::string Kernel(const Op& op, Workspace& ws) const;
+  // Run's last step: the final activation to `output`, or NaN in every value
+  // if a oneDNN call failed during the Run.
+  void CopyOutput(const float* input, int batch, Workspace& ws, int cur, float* output) const;
   ModelSpec spec_;
   Shape input_shape_;
   size_t output_size_ = 0;
@@ -93,14 +104,15 @@ class Model {
   std::vector<std::unique_ptr<Op>> ops_;
   size_t max_activation_ = 0;  // largest per-window activation among ops
   size_t max_conv_scratch_ = 0;  // largest im2col matrix among conv ops
-  int dnnl_convs_ = 0;           // conv ops with a oneDNN kernel (Op::dnnl_slot < dnnl_convs_)
+  std::vector<std::shared_ptr<const DnnlSegment>> segments_;  // Op::segment indexes these
   friend class Workspace;
 };
 
 // Preallocated activation buffers for one model and a maximum batch: two
-// ping-pong buffers of max_batch x the model's largest activation, one
-// window's im2col matrix for the convolutions, and each oneDNN convolution's
-// per-thread state (its blocked-layout buffers and scratchpad). Use it
+// ping-pong buffers of max_batch x the model's largest activation (NCHW, or
+// oneDNN's blocked layout inside a segment), one window's im2col matrix for
+// the convolutions, and each oneDNN segment's per-thread state (one window's
+// reorder buffers, scratchpads). Use it
 // only with the model it was made for; a max_batch below 1 is taken as 1.
 class Workspace {
  public:
@@ -108,7 +120,8 @@ class Workspace {
   // (nn::Conv2d): for tests and comparisons.
   Workspace(const Model& model, int max_batch, bool reference = false)
       : Workspace(model, max_batch, reference ? ConvPath::kReference : ConvPath::kChosen) {}
-  // A conv whose oneDNN state cannot be made (out of memory) runs im2col + GEMM.
+  // A segment whose oneDNN state cannot be made (out of memory) runs on
+  // im2col + GEMM and our pooling kernels.
   Workspace(const Model& model, int max_batch, ConvPath path);
   ~Workspace();
   int max_batch() const { return max_batch_; }
@@ -118,8 +131,9 @@ class Workspace {
   int max_batch_;
   ConvPath path_ = ConvPath::kChosen;
   std::vector<float> a_, b_;
-  std::vector<float> scratch_;  // im2col, one window (also the oneDNN path's fallback)
-  std::vector<DnnlConv::ThreadPtr> dnnl_;  // by Op::dnnl_slot; null: use im2col + GEMM
+  std::vector<float> scratch_;  // im2col, one window
+  std::vector<DnnlSegment::ThreadPtr> dnnl_;  // by Op::segment; null: run it another way
+  bool dnnl_failed_ = false;  // a oneDNN call failed in this Run: outputs NaN
 };
 
 }  // namespace wavepool::nn

@@ -1,10 +1,12 @@
-// The oneDNN convolution (nn::DnnlConv) against the reference kernel
-// (nn::Conv2d, a direct 7-deep loop) on random weights and inputs: odd sizes
-// and channel counts that are not multiples of oneDNN's 8/16-channel blocks,
-// unequal strides, padding, dilation, a negative right padding, 1-D shapes,
-// batch 1 and batches around the batched primitive's chunk; fused ReLU; two
-// threads on one compiled convolution; and whole models run with the chosen
-// kernels against the reference path.
+// The oneDNN segments (nn::DnnlSegment) against the reference kernels
+// (nn::Conv2d, a direct 7-deep loop; nn::MaxPool2dReference, nn::AvgPool2d)
+// on random weights and inputs: one convolution on odd sizes and channel
+// counts that are not multiples of oneDNN's 8/16-channel blocks, unequal
+// strides, padding, dilation, a negative right padding, 1-D shapes, with and
+// without fused ReLU, batch 1 and > 1; chains of convolutions and max/average
+// poolings (padding, count_include_pad either way) kept in oneDNN's blocked
+// layout between layers; two threads on one compiled segment; and whole
+// models on every ConvPath against the reference path.
 #include "nn/conv_dnnl.h"
 
 #include <algorithm>
@@ -54,9 +56,18 @@ void ExpectNear(const std::vector<float>& got, const std::vector<float>& want, c
   }
 }
 
-class DnnlConvTest : public ::testing::TestWithParam<Case> {};
+class DnnlSegmentConvTest : public ::testing::TestWithParam<Case> {};
 
-TEST_P(DnnlConvTest, EqualsTheReferenceKernelAtEveryBatch) {
+DnnlLayer ConvLayer(const Conv2dParams& p, const std::vector<float>& w, const float* bias, bool relu) {
+  DnnlLayer l;
+  l.conv = p;
+  l.weight = w.data();
+  l.bias = bias;
+  l.relu = relu;
+  return l;
+}
+
+TEST_P(DnnlSegmentConvTest, OneConvolutionEqualsTheReferenceKernel) {
   const Case& c = GetParam();
   std::mt19937 rng(29);
   const size_t in = size_t{c.p.in_c} * c.p.in_h * c.p.in_w;
@@ -64,28 +75,27 @@ TEST_P(DnnlConvTest, EqualsTheReferenceKernelAtEveryBatch) {
   const std::vector<float> w = Random(size_t{c.p.out_c} * c.p.in_c * c.p.kernel_h * c.p.kernel_w, rng);
   const std::vector<float> b = Random(c.p.out_c, rng);
   for (const bool relu : {false, true}) {
-    absl::StatusOr<std::unique_ptr<const DnnlConv>> conv =
-        DnnlConv::Create(c.p, w.data(), c.bias ? b.data() : nullptr, relu);
-    ASSERT_TRUE(conv.ok()) << conv.status();
-    absl::StatusOr<DnnlConv::ThreadPtr> t = (*conv)->NewThread();
+    const DnnlLayer layer = ConvLayer(c.p, w, c.bias ? b.data() : nullptr, relu);
+    absl::StatusOr<std::unique_ptr<const DnnlSegment>> seg = DnnlSegment::Create({&layer, 1});
+    ASSERT_TRUE(seg.ok()) << seg.status();
+    ASSERT_EQ((*seg)->out_floats(0), out);  // the last layer writes NCHW
+    absl::StatusOr<DnnlSegment::ThreadPtr> t = (*seg)->NewThread();
     ASSERT_TRUE(t.ok()) << t.status();
-    // 1, a chunk and a remainder, and below/at/above the chunk.
-    const int chunk = (*conv)->chunk();
-    for (const int batch : {1, 3, chunk, chunk + 3, 2 * chunk + 1}) {
+    for (const int batch : {1, 3}) {
       const std::vector<float> x = Random(batch * in, rng);
       std::vector<float> want(batch * out), got(batch * out, 123.0f);
       Conv2d(c.p, batch, x.data(), w.data(), c.bias ? b.data() : nullptr, want.data());
       if (relu) Relu(want.size(), want.data());
-      ASSERT_TRUE((*conv)->Run(batch, x.data(), got.data(), **t));
+      ASSERT_TRUE((*seg)->Run(0, batch, x.data(), got.data(), **t));
       ExpectNear(got, want,
-                 std::string(c.name) + " (" + (*conv)->impl() + ") batch " + std::to_string(batch) +
+                 std::string(c.name) + " (" + (*seg)->impl(0) + ") batch " + std::to_string(batch) +
                      (relu ? " relu" : ""));
     }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Shapes, DnnlConvTest,
+    Shapes, DnnlSegmentConvTest,
     ::testing::Values(
         // The digit model's first and third layers, the ECG model's first.
         Case{"digits_conv1", P(1, 40, 101, 16, 3, 3, 1, 1, 1, 1, 1, 1), false},
@@ -103,22 +113,93 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"kernel_bigger_than_input", P(2, 3, 4, 2, 5, 5, 1, 1, 2, 2, 1, 1), false}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
-TEST(DnnlConv, EmptyOutputIsAnError) {
+TEST(DnnlSegment, EmptyOutputIsAnError) {
   const Conv2dParams p = P(2, 3, 3, 2, 5, 5, 1, 1, 0, 0, 1, 1);  // 5x5 kernel, 3x3 input, no pad
   const std::vector<float> w(2 * 2 * 25, 1.0f);
-  absl::StatusOr<std::unique_ptr<const DnnlConv>> conv = DnnlConv::Create(p, w.data(), nullptr);
-  EXPECT_EQ(conv.status().code(), absl::StatusCode::kInvalidArgument);
+  const DnnlLayer layer = ConvLayer(p, w, nullptr, false);
+  absl::StatusOr<std::unique_ptr<const DnnlSegment>> seg = DnnlSegment::Create({&layer, 1});
+  EXPECT_EQ(seg.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-// One compiled convolution, two threads each with its own Thread state, at the
+Pool2dParams Pool(uint32_t c, uint32_t h, uint32_t w, uint32_t kh, uint32_t kw, uint32_t sh, uint32_t sw,
+                  uint32_t ph, uint32_t pw, bool include_pad) {
+  Pool2dParams p;
+  p.c = c, p.in_h = h, p.in_w = w, p.kernel_h = kh, p.kernel_w = kw, p.stride_h = sh, p.stride_w = sw;
+  p.pad_h = ph, p.pad_w = pw, p.count_include_pad = include_pad;
+  return p;
+}
+
+// conv (ReLU) -> 2x2 max pool (odd width: the floor drops a column) -> conv
+// with 13 channels (not a block multiple) -> 3x2 average pool, stride 2x1,
+// padding 1x1 (include_pad either way) -> strided conv (ReLU) -> 3x3 max pool
+// with padding: each layer's output stays in oneDNN's layout until the last.
+TEST(DnnlSegment, ChainOfConvolutionsAndPoolingsEqualsTheReferenceKernels) {
+  for (const bool include_pad : {false, true}) {
+    std::mt19937 rng(37);
+    const Conv2dParams c1 = P(3, 17, 29, 16, 3, 3, 1, 1, 1, 1, 1, 1);           // [16, 17, 29]
+    const Pool2dParams p1 = Pool(16, 17, 29, 2, 2, 2, 2, 0, 0, false);        // [16, 8, 14]
+    const Conv2dParams c2 = P(16, 8, 14, 13, 3, 3, 1, 1, 1, 1, 1, 1);          // [13, 8, 14]
+    const Pool2dParams p2 = Pool(13, 8, 14, 3, 2, 2, 1, 1, 1, include_pad);   // [13, 4, 15]
+    const Conv2dParams c3 = P(13, 4, 15, 24, 3, 3, 1, 2, 1, 1, 1, 1);          // [24, 4, 8]
+    const Pool2dParams p3 = Pool(24, 4, 8, 3, 3, 1, 1, 1, 1, false);          // [24, 4, 8]
+    const std::vector<float> w1 = Random(size_t{16} * 3 * 9, rng), b1 = Random(16, rng);
+    const std::vector<float> w2 = Random(size_t{13} * 16 * 9, rng);
+    const std::vector<float> w3 = Random(size_t{24} * 13 * 9, rng), b3 = Random(24, rng);
+    std::vector<DnnlLayer> layers = {ConvLayer(c1, w1, b1.data(), true), {}, ConvLayer(c2, w2, nullptr, false),
+                                     {}, ConvLayer(c3, w3, b3.data(), true), {}};
+    layers[1].kind = DnnlLayer::Kind::kMaxPool, layers[1].pool = p1;
+    layers[3].kind = DnnlLayer::Kind::kAvgPool, layers[3].pool = p2;
+    layers[5].kind = DnnlLayer::Kind::kMaxPool, layers[5].pool = p3;
+    absl::StatusOr<std::unique_ptr<const DnnlSegment>> seg = DnnlSegment::Create(layers);
+    ASSERT_TRUE(seg.ok()) << seg.status();
+    absl::StatusOr<DnnlSegment::ThreadPtr> t = (*seg)->NewThread();
+    ASSERT_TRUE(t.ok()) << t.status();
+    for (const int batch : {1, 3}) {
+      const std::vector<float> x = Random(batch * size_t{3} * 17 * 29, rng);
+      // The reference, NCHW all the way.
+      std::vector<float> a(batch * size_t{16} * 17 * 29), b(batch * size_t{16} * 8 * 14);
+      Conv2d(c1, batch, x.data(), w1.data(), b1.data(), a.data());
+      Relu(a.size(), a.data());
+      MaxPool2dReference(p1, batch, a.data(), b.data());
+      a.assign(batch * size_t{13} * 8 * 14, 0.0f);
+      Conv2d(c2, batch, b.data(), w2.data(), nullptr, a.data());
+      b.assign(batch * size_t{13} * 4 * 15, 0.0f);
+      AvgPool2d(p2, batch, a.data(), b.data());
+      a.assign(batch * size_t{24} * 4 * 8, 0.0f);
+      Conv2d(c3, batch, b.data(), w3.data(), b3.data(), a.data());
+      Relu(a.size(), a.data());
+      std::vector<float> want(batch * size_t{24} * 4 * 8);
+      MaxPool2dReference(p3, batch, a.data(), want.data());
+      // The segment, through buffers as large as its blocked layouts need.
+      size_t most = 0;
+      for (size_t i = 0; i < (*seg)->size(); ++i) most = std::max(most, (*seg)->out_floats(i));
+      std::vector<float> bufs[2] = {std::vector<float>(batch * most, 55.0f), std::vector<float>(batch * most, 66.0f)};
+      const float* in = x.data();
+      for (size_t i = 0; i < (*seg)->size(); ++i) {
+        ASSERT_TRUE((*seg)->Run(i, batch, in, bufs[i % 2].data(), **t)) << "layer " << i;
+        in = bufs[i % 2].data();
+      }
+      const std::vector<float> got(in, in + want.size());
+      ExpectNear(got, want, "include_pad " + std::to_string(include_pad) + " batch " + std::to_string(batch));
+      // Window by window through one-window buffers: the same kernels on the
+      // same data, so the same bits.
+      std::vector<float> windows(want.size(), 77.0f);
+      ASSERT_TRUE((*seg)->RunWindows(batch, x.data(), windows.data(), **t));
+      EXPECT_EQ(windows, got);
+    }
+  }
+}
+
+// One compiled segment, two threads each with its own Thread state, at the
 // same time: the primitives and weights are shared read-only.
-TEST(DnnlConv, TwoThreadsShareOneCompiledConvolution) {
+TEST(DnnlSegment, TwoThreadsShareOneCompiledSegment) {
   const Conv2dParams p = P(16, 20, 50, 32, 3, 3, 1, 1, 1, 1, 1, 1);
   std::mt19937 rng(31);
   const std::vector<float> w = Random(size_t{32} * 16 * 9, rng);
   const std::vector<float> b = Random(32, rng);
-  absl::StatusOr<std::unique_ptr<const DnnlConv>> conv = DnnlConv::Create(p, w.data(), b.data());
-  ASSERT_TRUE(conv.ok()) << conv.status();
+  const DnnlLayer layer = ConvLayer(p, w, b.data(), false);
+  absl::StatusOr<std::unique_ptr<const DnnlSegment>> seg = DnnlSegment::Create({&layer, 1});
+  ASSERT_TRUE(seg.ok()) << seg.status();
   const int batch = 2;
   const size_t out = size_t{32} * 20 * 50;
   std::vector<float> x[2] = {Random(batch * size_t{16} * 20 * 50, rng),
@@ -128,11 +209,11 @@ TEST(DnnlConv, TwoThreadsShareOneCompiledConvolution) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 2; ++i) {
     threads.emplace_back([&, i] {
-      absl::StatusOr<DnnlConv::ThreadPtr> t = (*conv)->NewThread();
+      absl::StatusOr<DnnlSegment::ThreadPtr> t = (*seg)->NewThread();
       if (!t.ok()) return;
       ok[i] = true;
       for (int rep = 0; rep < 20 && ok[i]; ++rep) {
-        ok[i] = (*conv)->Run(batch, x[i].data(), got[i].data(), **t);
+        ok[i] = (*seg)->Run(0, batch, x[i].data(), got[i].data(), **t);
       }
     });
   }
@@ -145,10 +226,11 @@ TEST(DnnlConv, TwoThreadsShareOneCompiledConvolution) {
   }
 }
 
-// A model with the chosen kernels (oneDNN where it has a JIT kernel), with
-// im2col + GEMM forced, and with the reference loop: the same outputs, and
-// Profile names the kernel that ran.
-TEST(DnnlConv, ModelRunEqualsTheReferencePathOnEveryConvPath) {
+// A model with the chosen kernels (conv -> pool -> conv as one oneDNN
+// segment, the global pool and dense after it on ours), with im2col + GEMM
+// forced, and with the reference loop: the same outputs, and Profile names
+// the kernel that ran.
+TEST(DnnlSegment, ModelRunEqualsTheReferencePathOnEveryConvPath) {
   absl::StatusOr<ModelSpec> spec = ParseSpecJson(R"({
     "name": "m", "version": "1", "kind": "FIXED_WINDOWS", "sampleRateHz": 8000,
     "windowing": {"lengthSamples": 800, "hopSamples": 400},
@@ -185,12 +267,13 @@ TEST(DnnlConv, ModelRunEqualsTheReferencePathOnEveryConvPath) {
     ExpectNear(a, want, "chosen, batch " + std::to_string(batch));
     ExpectNear(b, want, "gemm, batch " + std::to_string(batch));
   }
+  // On x86-64 oneDNN has JIT kernels from SSE4.1 up, for these shapes too.
   for (const auto& [ws, prefix] : {std::pair<Workspace*, std::string>{&chosen, "onednn "},
                                    {&gemm, "im2col+sgemm"},
                                    {&ref, "reference"}}) {
     for (const LayerTime& t : (*model)->Profile(x.data(), 1, *ws, 1)) {
-      if (t.op == "conv2d") {
-        EXPECT_EQ(t.kernel.rfind(prefix, 0), 0u) << t.kernel;
+      if (t.op == "conv2d" || (ws == &chosen && t.op == "max_pool2d")) {
+        EXPECT_EQ(t.kernel.rfind(prefix, 0), 0u) << t.op << ": " << t.kernel;
       } else {
         EXPECT_EQ(t.kernel, "") << t.op;
       }
