@@ -95,8 +95,7 @@ std::vector<double> TimeBlock(const Model& m, const float* input, int batch, Wor
   return per_op;
 }
 
-// Model::Run (no clocks; a oneDNN segment goes window by window through its
-// layers there, layer by layer in Profile): thread CPU seconds per window.
+// Model::Run (no per-op clocks): thread CPU seconds per window.
 double TimeRun(const Model& m, const float* input, int batch, Workspace& ws, int repeats, float* output) {
   m.Run(input, batch, output, ws);
   const double start = ThreadSeconds();

@@ -18,9 +18,8 @@
 // Other jobs on the core slow every op: shares and fractions are comparable
 // within one run only; the load average is printed first. The last column
 // names the kernel that ran (LayerTime::kernel: a oneDNN segment's kernels,
-// im2col+sgemm). Profile goes op by op over the whole batch; Model::Run takes
-// a oneDNN segment window by window (faster at large batches: the "Model::Run
-// without the clocks" line). FLOPs per window
+// im2col+sgemm). Profile computes in Run's order (a oneDNN segment window by
+// window at batch > 1, clocked per layer per window). FLOPs per window
 // are describe's count (a multiply-add is 2). OpenBLAS is held to one thread
 // (nn::Conv2dGemm does so; set here again).
 #include <benchmark/benchmark.h>

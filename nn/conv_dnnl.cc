@@ -1,6 +1,6 @@
 #include "nn/conv_dnnl.h"
 
-#include <omp.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <array>
@@ -20,11 +20,18 @@ using Dt = memory::data_type;
 
 // Our workers are the threads: a oneDNN call runs on the calling thread only.
 // omp_set_num_threads sets this thread's own OpenMP ICV (no lock, no effect on
-// other threads); once per thread suffices.
+// other threads); once per thread suffices. It is looked up in the process,
+// not linked: it must be the OpenMP runtime oneDNN itself loaded (libgomp for
+// Debian's build), which a compiler's own -fopenmp need not be (clang links
+// libomp). Without one (a oneDNN built on another runtime) there is nothing
+// to set.
 void UseOneOmpThread() {
+  using SetNumThreads = void (*)(int);
+  static const auto set_num_threads =
+      reinterpret_cast<SetNumThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
   thread_local bool done = false;
   if (!done) {
-    omp_set_num_threads(1);
+    if (set_num_threads != nullptr) set_num_threads(1);
     done = true;
   }
 }
@@ -310,16 +317,19 @@ bool DnnlSegment::Run(size_t i, int batch, const float* in, float* out, Thread& 
 }
 
 bool DnnlSegment::RunWindows(int batch, const float* in, float* out, Thread& t) const {
-  const size_t last = layers_.size() - 1, out_floats_last = out_floats(last);
   for (int b = 0; b < batch; ++b) {
-    const float* x = in + static_cast<size_t>(b) * in_floats_;
-    for (size_t k = 0; k <= last; ++k) {
-      float* y = k == last ? out + static_cast<size_t>(b) * out_floats_last : t.window[k % 2].data();
-      if (!Run(k, 1, x, y, t)) return false;
-      x = y;
+    for (size_t k = 0; k < layers_.size(); ++k) {
+      if (!RunWindowLayer(k, b, in, out, t)) return false;
     }
   }
   return true;
+}
+
+bool DnnlSegment::RunWindowLayer(size_t i, int b, const float* in, float* out, Thread& t) const {
+  const size_t last = layers_.size() - 1;
+  const float* x = i == 0 ? in + static_cast<size_t>(b) * in_floats_ : t.window[(i - 1) % 2].data();
+  float* y = i == last ? out + static_cast<size_t>(b) * out_floats(last) : t.window[i % 2].data();
+  return Run(i, 1, x, y, t);
 }
 
 }  // namespace wavepool::nn

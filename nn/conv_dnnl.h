@@ -14,10 +14,11 @@
 // and nn::AvgPool2d (kernels.h) stay the references the tests compare this
 // against; nn::Conv2dGemm the path when oneDNN has no JIT kernel for a shape.
 //
-// Threads: oneDNN runs on OpenMP in Debian's build. Create and Run set the
-// calling thread's OpenMP thread count to 1 (omp_set_num_threads, once per
-// thread): our own workers are the parallelism, and a oneDNN call must not fan
-// out over the cores they already use.
+// Threads: oneDNN runs on OpenMP (libgomp) in Debian's build. Create and Run
+// set the calling thread's OpenMP thread count to 1 (omp_set_num_threads of
+// the runtime oneDNN loaded, once per thread): our own workers are the
+// parallelism, and a oneDNN call must not fan out over the cores they already
+// use. This also holds any other OpenMP code on those threads to one thread.
 #pragma once
 
 #include <cstddef>
@@ -83,6 +84,11 @@ class DnnlSegment {
   // cache, instead of batch-sized ones. `in` NCHW, `out` NCHW
   // (out_floats(size() - 1) per window). Same results as Run layer by layer.
   bool RunWindows(int batch, const float* in, float* out, Thread& t) const;
+  // One step of RunWindows: layer i on window b alone (the first layer reads
+  // `in`'s window b, the last writes `out`'s; the others go through t's
+  // one-window buffers). For Model::Profile, to time each layer in the order
+  // Run computes them.
+  bool RunWindowLayer(size_t i, int b, const float* in, float* out, Thread& t) const;
 
   struct Layer;  // one layer's primitives (internal)
 

@@ -72,7 +72,8 @@ class Model {
 
   // For benchmarks: Run's ops on the same data, one untimed pass then
   // `repeats` timed ones (below 1 taken as 1), a steady-clock read around
-  // every op; one entry per op, in order. Run itself reads no clock. When
+  // every op (in a oneDNN segment at batch > 1, around each layer of each
+  // window, the order Run computes them in); one entry per op, in order. Run itself reads no clock. When
   // `output` is given it receives what Run would write there. Same
   // thread-safety as Run; batch 0 lists the ops with 0 seconds.
   std::vector<LayerTime> Profile(const float* input, int batch, Workspace& ws, int repeats,

@@ -9,6 +9,8 @@
 // models on every ConvPath against the reference path.
 #include "nn/conv_dnnl.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -224,6 +226,35 @@ TEST(DnnlSegment, TwoThreadsShareOneCompiledSegment) {
     Conv2d(p, batch, x[i].data(), w.data(), b.data(), want.data());
     ExpectNear(got[i], want, "thread " + std::to_string(i));
   }
+}
+
+// oneDNN's OpenMP runtime (looked up as nn/conv_dnnl.cc does) allows the
+// calling thread one thread once a segment has run there, a thread that had
+// not set it before (fresh threads start with one OpenMP thread per core).
+TEST(DnnlSegment, RunHoldsTheCallingThreadToOneOpenMpThread) {
+  using GetMaxThreads = int (*)();
+  const auto get_max_threads = reinterpret_cast<GetMaxThreads>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  ASSERT_NE(get_max_threads, nullptr) << "Debian's oneDNN loads libgomp";
+  const Conv2dParams p = P(8, 9, 11, 16, 3, 3, 1, 1, 1, 1, 1, 1);
+  std::mt19937 rng(41);
+  const std::vector<float> w = Random(size_t{16} * 8 * 9, rng);
+  const DnnlLayer layer = ConvLayer(p, w, nullptr, false);
+  absl::StatusOr<std::unique_ptr<const DnnlSegment>> seg = DnnlSegment::Create({&layer, 1});
+  ASSERT_TRUE(seg.ok()) << seg.status();
+  int before = -1, after = -1;
+  bool ran = false;
+  std::thread worker([&] {
+    before = get_max_threads();
+    absl::StatusOr<DnnlSegment::ThreadPtr> t = (*seg)->NewThread();
+    if (!t.ok()) return;
+    const std::vector<float> x(size_t{8} * 9 * 11, 1.0f);
+    std::vector<float> y(size_t{16} * 9 * 11);
+    ran = (*seg)->Run(0, 1, x.data(), y.data(), **t);
+    after = get_max_threads();
+  });
+  worker.join();
+  ASSERT_TRUE(ran);
+  EXPECT_EQ(after, 1) << "before the first Run: " << before;
 }
 
 // A model with the chosen kernels (conv -> pool -> conv as one oneDNN
