@@ -254,8 +254,9 @@ void Model::ChooseSegments() {
   // starts at a convolution and holds only convolutions (ReLU fused) and
   // max/average poolings runs as one oneDNN segment, in oneDNN's blocked
   // layout, when oneDNN has JIT kernels for all its shapes on this CPU. On the
-  // shipped models that was 1.x-2.x as fast as im2col + OpenBLAS with our NCHW
-  // pooling. Otherwise (no JIT kernel, or oneDNN fails) those ops run as before.
+  // shipped models that ran 2.0-2.1x (digits) and 1.3x (ECG) as fast as
+  // im2col + OpenBLAS's AVX-512 kernel with our NCHW pooling (bench_conv).
+  // Otherwise (no JIT kernel, or oneDNN fails) those ops run as before.
   for (size_t i = 0; i < ops_.size();) {
     if (ops_[i]->kind != Op::Kind::kConv) {
       ++i;
@@ -385,9 +386,9 @@ void Model::Run(const float* input, int batch, float* output, Workspace& ws) con
 
 size_t Model::RunSegment(const Op& first, const float* input, int batch, Workspace& ws, int* cur) const {
   // Window by window through all the segment's layers (Profile the same, with
-  // a clock around each layer of each window): a window's activations between layers, 0.1-0.4 MB
-  // in the digit network, stay in the core's L2 instead of making a round trip
-  // to memory per layer for batch x that.
+  // a clock around each layer of each window): a window's activations between
+  // layers, 0.1-0.4 MB in the digit network, stay in the core's L2 instead of
+  // making a round trip to memory per layer for batch x that.
   const DnnlSegment& seg = *segments_[static_cast<size_t>(first.segment)];
   const int dst = *cur == 0 ? 1 : 0;
   float* out = dst == 0 ? ws.a_.data() : ws.b_.data();
