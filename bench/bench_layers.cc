@@ -16,7 +16,10 @@
 // ceiling of a kernel that uses 256-bit FMAs only (the OpenBLAS line says
 // which kernel it picked: Debian's 0.3.21 takes "Haswell", AVX2, on Zen 5).
 // Other jobs on the core slow every op: shares and fractions are comparable
-// within one run only; the load average is printed first. FLOPs per window
+// within one run only; the load average is printed first. The last column
+// names the kernel that ran (LayerTime::kernel: a oneDNN segment's kernels,
+// im2col+sgemm). Profile computes in Run's order (a oneDNN segment window by
+// window at batch > 1, clocked per layer per window). FLOPs per window
 // are describe's count (a multiply-add is 2). OpenBLAS is held to one thread
 // (nn::Conv2dGemm does so; set here again).
 #include <benchmark/benchmark.h>
@@ -134,9 +137,9 @@ void PrintTable(const std::vector<LayerTime>& times, int batch, const std::vecto
   std::printf("%-*s %-15s %-16s %9s %6s %9s %8s", w, "layers", "op", "output [C,H,W]", "MFLOP/win",
               "share", "us/win", "GFLOP/s");
   for (const Peak& p : peaks) std::printf(" %*s", static_cast<int>(std::max<size_t>(p.name.size(), 6)), p.name.c_str());
-  std::printf("\n");
+  std::printf("  kernel\n");
   const auto row = [&](const std::string& label, const std::string& op, const std::string& shape,
-                       double mflops, double seconds) {
+                       double mflops, double seconds, const std::string& kernel) {
     const double flops_per_s = seconds > 0 ? mflops * 1e6 * batch / seconds : 0;
     std::printf("%-*s %-15s %-16s %9.4f %5.1f%% %9.3f %8.2f", w, label.c_str(), op.c_str(), shape.c_str(),
                 mflops, total_s > 0 ? 100 * seconds / total_s : 0, seconds / batch * 1e6, flops_per_s / 1e9);
@@ -144,11 +147,11 @@ void PrintTable(const std::vector<LayerTime>& times, int batch, const std::vecto
       std::printf(" %*.1f%%", static_cast<int>(std::max<size_t>(p.name.size(), 6)) - 1,
                   100 * flops_per_s / p.flops);
     }
-    std::printf("\n");
+    std::printf("  %s\n", kernel.c_str());
   };
-  for (const LayerTime& t : times) row(Label(t), t.op, t.output.ToString(), t.mflops, t.seconds);
-  row("total", "", "", total_mflops, total_s);
-  row("conv ops", "", "", conv_mflops, conv_s);
+  for (const LayerTime& t : times) row(Label(t), t.op, t.output.ToString(), t.mflops, t.seconds, t.kernel);
+  row("total", "", "", total_mflops, total_s, "");
+  row("conv ops", "", "", conv_mflops, conv_s, "");
 }
 
 }  // namespace

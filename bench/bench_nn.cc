@@ -88,12 +88,15 @@ std::shared_ptr<const Model> DigitModel() {
   return model;
 }
 
-// state.range(1): 0 = the served path (im2col + OpenBLAS sgemm), 1 = the
-// reference direct-loop convolution (nn::Conv2d), for the ratio in one run.
+// state.range(1), the ConvPath: 0 = the served path (the model's choice: oneDNN
+// segments where oneDNN has JIT kernels), 1 = im2col + OpenBLAS sgemm, 2 = the
+// reference direct-loop convolution (nn::Conv2d), for the ratios in one run.
 void BM_DigitModelRun(benchmark::State& state) {
   const auto model = DigitModel();
   const int batch = static_cast<int>(state.range(0));
-  wavepool::nn::Workspace ws(*model, batch, /*reference=*/state.range(1) != 0);
+  constexpr wavepool::nn::ConvPath kPaths[] = {wavepool::nn::ConvPath::kChosen, wavepool::nn::ConvPath::kGemm,
+                                               wavepool::nn::ConvPath::kReference};
+  wavepool::nn::Workspace ws(*model, batch, kPaths[state.range(1)]);
   std::vector<float> input(model->input_size() * batch);
   std::vector<float> output(model->output_size() * batch);
   std::mt19937 rng(7);
@@ -109,8 +112,8 @@ void BM_DigitModelRun(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_DigitModelRun)
-    ->ArgNames({"batch", "reference"})
-    ->ArgsProduct({{1, 8, 64}, {0, 1}})
+    ->ArgNames({"batch", "conv_path"})
+    ->ArgsProduct({{1, 8, 64}, {0, 1, 2}})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -5,7 +5,8 @@ For each model folder (spec.json + weights.safetensors) this builds the same
 network in torch.nn with the same weights, checks that PyTorch, our C++ path
 (bench_models --dump-logits) and ONNX Runtime compute the same outputs on
 random inputs, then times, on one thread, at each batch size:
-  ours       bench_models (Model::Run: im2col + OpenBLAS GEMM, folded batch-norm)
+  ours       bench_models (Model::Run: conv + ReLU + pooling on oneDNN JIT
+             kernels, nn/conv_dnnl.h; folded batch-norm)
   torch      PyTorch eager, model.eval() under torch.inference_mode()
   torch-jit  torch.jit.trace + torch.jit.optimize_for_inference (frozen,
              batch-norm folded): PyTorch's own best CPU inference path
@@ -612,6 +613,7 @@ def main():
                 "python": platform.python_version(),
                 "Debian python3-torch": debian_version("python3-torch"),
                 "Debian libopenblas0-pthread": debian_version("libopenblas0-pthread"),
+                "Debian libdnnl2 (ours)": debian_version("libdnnl2"),
                 "torch mkldnn (oneDNN)": torch.backends.mkldnn.is_available(),
                 "cpu": next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                              if ln.startswith("model name")), platform.processor())}

@@ -195,6 +195,10 @@ void IntervalModel::Propagate(const float* lower, const float* upper, float* out
           Conv2dGemm(op.conv, 1, t0, op.weight.data(), bias, lo, ws.scratch_.data());
           Conv2dGemm(op.conv, 1, t1, abs_w, nullptr, hi, ws.scratch_.data());
           FinishLinear(op.out.size(), size_t{op.out.h} * op.out.w, g, op.bias, lo, hi);
+          if (op.relu) {  // a ReLU fused into the conv (monotone, as the unfused one)
+            Relu(op.out.size(), lo);
+            Relu(op.out.size(), hi);
+          }
         } else {
           const auto in_f = static_cast<uint32_t>(n);
           Dense(in_f, op.out.c, 1, t0, op.weight.data(), bias, lo);

@@ -23,6 +23,9 @@ struct Model::Op {
   Conv2dParams conv;
   Pool2dParams pool;
   std::vector<float> weight, bias;  // conv / dense (bias empty when absent)
+  bool relu = false;  // conv: a ReLU right after it, fused in (its spec layer is in `layers`)
+  int segment = -1;   // index in Model::segments_ when the op runs in a oneDNN segment
+  size_t segment_layer = 0;  // the op's layer in that segment
   std::vector<float> scale, shift;  // kAffine
   // Reads and writes the same buffer.
   bool in_place() const { return kind == Kind::kRelu || kind == Kind::kAffine || kind == Kind::kSoftmax; }

@@ -10,8 +10,12 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libfftw3-dev libsndfile1-dev libsoxr-dev libopenblas-dev
+  libdnnl-dev ocl-icd-opencl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+# ocl-icd-opencl-dev: only Recommended by libdnnl-dev, but oneDNN's CMake
+# config (find_package(dnnl)) requires OpenCL's headers and library: Debian
+# builds oneDNN with its OpenCL GPU runtime (we use only the CPU engine).
 BUILD_PACKAGES+=("$@")
 
 missing=()

@@ -97,7 +97,7 @@ TEST(ConvGemm, ModelRunEqualsTheReferencePath) {
   const int batch = 5;
   const std::vector<float> x = Random(batch * (*model)->input_size(), rng);
   std::vector<float> fast(batch * (*model)->output_size()), ref(fast.size());
-  Workspace ws_fast(**model, batch), ws_ref(**model, batch, /*reference=*/true);
+  Workspace ws_fast(**model, batch, ConvPath::kGemm), ws_ref(**model, batch, ConvPath::kReference);
   (*model)->Run(x.data(), batch, fast.data(), ws_fast);
   (*model)->Run(x.data(), batch, ref.data(), ws_ref);
   for (size_t i = 0; i < fast.size(); ++i) EXPECT_NEAR(fast[i], ref[i], 1e-4f) << i;

@@ -19,8 +19,8 @@ namespace {
 using ::testing::ElementsAre;
 
 // input [1, 16, 9]. Ops (layers they compute -> output, FLOPs per window):
-//   drop0 + conv1 + bn1 (folded) -> [4, 16, 9]: 576 outputs x (2 x 9 taps + 1 bias) = 10944
-//   relu1                        -> [4, 16, 9]: 576
+//   drop0 + conv1 + bn1 (folded) + relu1 (fused) -> [4, 16, 9]:
+//                                   576 outputs x (2 x 9 taps + 1 bias) + 576 = 11520
 //   pool1 (2x2 max)              -> [4, 8, 4]:  128 x 4 = 512
 //   bn2 (after a pool: kept) + flat -> [4, 8, 4]: 2 x 128 = 256
 //   fc + bn3 (folded)            -> [3, 1, 1]:  3 x (2 x 128 + 1) = 771
@@ -104,17 +104,16 @@ TEST(ModelProfile, OpsCoverEveryLayerOnceInOrder) {
   Workspace ws(*m, 1);
   const std::vector<float> x = Random(m->input_size(), 1);
   const std::vector<LayerTime> t = m->Profile(x.data(), 1, ws, 1);
-  ASSERT_EQ(t.size(), 6u);
-  EXPECT_THAT(t[0].layers, ElementsAre("drop0", "conv1", "bn1"));
-  EXPECT_THAT(t[1].layers, ElementsAre("relu1"));
-  EXPECT_THAT(t[2].layers, ElementsAre("pool1"));
-  EXPECT_THAT(t[3].layers, ElementsAre("bn2", "flat"));
-  EXPECT_THAT(t[4].layers, ElementsAre("fc", "bn3"));
-  EXPECT_THAT(t[5].layers, ElementsAre("sm"));
+  ASSERT_EQ(t.size(), 5u);
+  EXPECT_THAT(t[0].layers, ElementsAre("drop0", "conv1", "bn1", "relu1"));
+  EXPECT_THAT(t[1].layers, ElementsAre("pool1"));
+  EXPECT_THAT(t[2].layers, ElementsAre("bn2", "flat"));
+  EXPECT_THAT(t[3].layers, ElementsAre("fc", "bn3"));
+  EXPECT_THAT(t[4].layers, ElementsAre("sm"));
   EXPECT_EQ(CoveredLayers(t), SpecLayers(m->spec()));
-  const std::vector<std::string> ops = {"conv2d", "relu", "max_pool2d", "batch_norm", "dense", "softmax"};
-  const std::vector<Shape> shapes = {{4, 16, 9}, {4, 16, 9}, {4, 8, 4}, {4, 8, 4}, {3, 1, 1}, {3, 1, 1}};
-  const std::vector<double> flops = {10944, 576, 512, 256, 771, 9};
+  const std::vector<std::string> ops = {"conv2d", "max_pool2d", "batch_norm", "dense", "softmax"};
+  const std::vector<Shape> shapes = {{4, 16, 9}, {4, 8, 4}, {4, 8, 4}, {3, 1, 1}, {3, 1, 1}};
+  const std::vector<double> flops = {11520, 512, 256, 771, 9};
   for (size_t i = 0; i < t.size(); ++i) {
     EXPECT_EQ(t[i].op, ops[i]) << "op " << i;
     EXPECT_EQ(t[i].output, shapes[i]) << "op " << i;
