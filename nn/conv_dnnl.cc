@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "nn/call_arena.h"
 
 namespace wavepool::nn {
 namespace {
@@ -292,6 +293,8 @@ bool DnnlSegment::Run(size_t i, int batch, const float* in, float* out, Thread& 
   const Layer& layer = *layers_[i];
   LayerThread& lt = t.layers[i];
   dnnl_stream_t stream = t.stream.get();
+  // oneDNN's execute allocates its bookkeeping: from this thread's arena.
+  const CallArena::Scope arena;
   const size_t in_bytes = layer.in.get_size(), out_bytes = layer.out.get_size();
   // The C API: status codes, no throw.
   for (int b = 0; b < batch; ++b) {

@@ -6,28 +6,13 @@
 // are exact (attained at a vertex); no allocation per window.
 #include "nn/ibp.h"
 
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
-#include <new>
 #include <random>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "nn/call_arena.h"
 #include "nn/spec.h"
-
-namespace {
-std::atomic<long> g_allocations{0};
-void (*volatile g_free)(void*) = std::free;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { g_free(p); }
-void operator delete(void* p, std::size_t) noexcept { g_free(p); }
 
 namespace wavepool::nn {
 namespace {
@@ -316,9 +301,9 @@ TEST(Ibp, PropagateDoesNotAllocate) {
   std::vector<float> l(model->input_size(), -0.1f), u(model->input_size(), 0.1f);
   std::vector<float> ol(model->output_size()), ou(model->output_size());
   (*im)->Propagate(l.data(), u.data(), ol.data(), ou.data(), ws);  // OpenBLAS first-call set-up
-  const long before = g_allocations.load();
+  const long before = HeapAllocationsOnThisThread();
   for (int i = 0; i < 10; ++i) (*im)->Propagate(l.data(), u.data(), ol.data(), ou.data(), ws);
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(HeapAllocationsOnThisThread(), before);
 }
 
 }  // namespace

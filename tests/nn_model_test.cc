@@ -2,33 +2,15 @@
 // independence, a hand-computed model, Load from a folder, and no allocation in Run.
 #include "nn/model.h"
 
-#include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <new>
 #include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nn/call_arena.h"
 #include "nn/spec.h"
-
-// Counts heap allocations so a test can show Run makes none.
-namespace {
-std::atomic<long> g_allocations{0};
-// Called through a pointer so GCC does not pair the inlined free with `new`
-// (-Wmismatched-new-delete); both sides of the pair are replaced here.
-void (*volatile g_free)(void*) = std::free;
-}  // namespace
-
-void* operator new(std::size_t n) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { g_free(p); }
-void operator delete(void* p, std::size_t) noexcept { g_free(p); }
 
 namespace wavepool::nn {
 namespace {
@@ -245,57 +227,50 @@ TEST(ModelRun, HandComputedTinyModel) {
   EXPECT_NEAR(out[2], std::exp(5.5) / sum, 1e-6);
 }
 
-// Our own kernels (im2col + GEMM, pooling, dense, ...) never allocate.
-TEST(ModelRun, RunDoesNotAllocate) {
-  auto m = Model::Create(Small(), SmallWeights(2));
-  ASSERT_TRUE(m.ok());
-  for (const ConvPath path : {ConvPath::kGemm, ConvPath::kReference}) {
+// No path allocates per call: our own kernels never do, and oneDNN's per-call
+// bookkeeping comes from the thread's CallArena (nn/call_arena.h). The first
+// call is left out: oneDNN and OpenBLAS set up per-thread state on first use.
+void ExpectRunDoesNotAllocate(const ModelSpec& spec) {
+  auto m = Model::Create(spec, SmallWeights(2));
+  ASSERT_TRUE(m.ok()) << m.status();
+  for (const ConvPath path : {ConvPath::kChosen, ConvPath::kGemm, ConvPath::kReference}) {
     Workspace ws(**m, 4, path);
     const std::vector<float> x = Random((*m)->input_size() * 4, 3);
     std::vector<float> out((*m)->output_size() * 4);
-    const long before = g_allocations.load();
-    for (int batch = 1; batch <= 4; ++batch) (*m)->Run(x.data(), batch, out.data(), ws);
-    EXPECT_EQ(g_allocations.load() - before, 0) << "conv path " << static_cast<int>(path);
-  }
-}
-
-// oneDNN's execute builds its argument maps on the heap: a few small blocks per
-// primitive call that we cannot avoid through its API (docs/performance.md).
-// What must not happen per call is more than that — a primitive created, a
-// buffer sized: the count is the same on every call and stays small (creating
-// one convolution primitive allocates hundreds of blocks).
-TEST(ModelRun, OneDnnPathAllocatesOnlyItsCallBookkeeping) {
-  auto m = Model::Create(Small(), SmallWeights(2));
-  ASSERT_TRUE(m.ok());
-  Workspace ws(**m, 4, ConvPath::kChosen);
-  const std::vector<float> x = Random((*m)->input_size() * 4, 3);
-  std::vector<float> out((*m)->output_size() * 4);
-  (*m)->Run(x.data(), 1, out.data(), ws);
-  long counts[3];
-  for (long& c : counts) {
-    const long before = g_allocations.load();
     (*m)->Run(x.data(), 1, out.data(), ws);
-    c = g_allocations.load() - before;
+    const long before = HeapAllocationsOnThisThread();
+    for (int round = 0; round < 100; ++round) {
+      for (int batch = 1; batch <= 4; ++batch) (*m)->Run(x.data(), batch, out.data(), ws);
+    }
+    EXPECT_EQ(HeapAllocationsOnThisThread() - before, 0) << "conv path " << static_cast<int>(path);
   }
-  EXPECT_EQ(counts[1], counts[0]);
-  EXPECT_EQ(counts[2], counts[0]);
-  EXPECT_LE(counts[0], 16) << "one conv layer, one window";
 }
 
-// Blurred pooling runs plane by plane in the Workspace's scratch (on the paths
-// our own kernels run; the oneDNN path's call bookkeeping is counted above).
+TEST(ModelRun, RunDoesNotAllocate) { ExpectRunDoesNotAllocate(Small()); }
+
+// Blurred pooling runs plane by plane in the Workspace's scratch.
 TEST(ModelRun, BlurredPoolRunDoesNotAllocate) {
   ModelSpec spec = Small();
   spec.mutable_layers(3)->mutable_max_pool2d()->set_blur(5);
-  auto m = Model::Create(spec, SmallWeights(2));
-  ASSERT_TRUE(m.ok()) << m.status();
-  for (const ConvPath path : {ConvPath::kGemm, ConvPath::kReference}) {
-    Workspace ws(**m, 4, path);
-    const std::vector<float> x = Random((*m)->input_size() * 4, 3);
-    std::vector<float> out((*m)->output_size() * 4);
-    const long before = g_allocations.load();
-    for (int batch = 1; batch <= 4; ++batch) (*m)->Run(x.data(), batch, out.data(), ws);
-    EXPECT_EQ(g_allocations.load() - before, 0) << "conv path " << static_cast<int>(path);
+  ExpectRunDoesNotAllocate(spec);
+}
+
+// The shipped models, batch 1 (a stream's window) and 8, on the path the
+// server picks.
+TEST(ModelRun, ShippedModelsRunWithoutAllocating) {
+  for (const char* dir : {"models/digits/2", "models/ecg-beats/2"}) {
+    auto m = Model::Load(std::filesystem::path(WP_SOURCE_DIR) / dir);
+    ASSERT_TRUE(m.ok()) << dir << ": " << m.status();
+    Workspace ws(**m, 8);
+    const std::vector<float> x = Random((*m)->input_size() * 8, 5);
+    std::vector<float> out((*m)->output_size() * 8);
+    (*m)->Run(x.data(), 8, out.data(), ws);
+    const long before = HeapAllocationsOnThisThread();
+    for (int round = 0; round < 20; ++round) {
+      (*m)->Run(x.data(), 1, out.data(), ws);
+      (*m)->Run(x.data(), 8, out.data(), ws);
+    }
+    EXPECT_EQ(HeapAllocationsOnThisThread() - before, 0) << dir;
   }
 }
 
