@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "clients/cli.h"
+#include "clients/digit_data.h"
 #include "wavepool/v1/model_spec.pb.h"
 
 namespace wavepool::cli {
@@ -15,11 +16,12 @@ struct DigitTrainResult {
   double seconds = 0;         // wall time of the training loop
 };
 
-// Trains `spec` on the FSDD folder `data_dir` with the train flags (--split,
-// --epochs, --batch-size, --seed, the optimiser and augmentation flags) and
-// writes the model folder `out` (spec with provenance, weights, train_log.jsonl).
+// Trains `spec` on `data` (LoadDigitData of the FSDD folder `data_dir` with
+// --split, at the spec's rate) with the train flags (--split, --epochs,
+// --batch-size, --seed, the optimiser and augmentation flags) and writes the
+// model folder `out` (spec with provenance, weights, train_log.jsonl).
 absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
-                                                 v1::ModelSpec spec,
+                                                 v1::ModelSpec spec, const DigitData& data,
                                                  const std::string& data_dir,
                                                  const std::string& out);
 

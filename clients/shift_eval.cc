@@ -166,17 +166,23 @@ std::string FormatShiftEval(const ShiftEvalOptions& options, const ShiftEvalResu
   return s;
 }
 
+absl::StatusOr<std::vector<int>> ShiftsFromFlags() {
+  const int max_shift = absl::GetFlag(FLAGS_max_shift);
+  const int step = absl::GetFlag(FLAGS_shift_step);
+  if (step < 1) return absl::InvalidArgumentError(absl::StrCat("--shift-step (", step, ") must be >= 1"));
+  if (max_shift < step || max_shift > kMaxShiftSamples) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-shift (", max_shift, ") must be in [--shift-step (",
+                                                   step, "), ", kMaxShiftSamples, "]"));
+  }
+  std::vector<int> shifts;
+  for (int s = step; s <= max_shift; s += step) shifts.push_back(s);
+  return shifts;
+}
+
 absl::StatusOr<ShiftEvalOptions> ShiftEvalOptionsFromFlags() {
   ShiftEvalOptions o;
   if (absl::GetFlag(FLAGS_shift_consistency)) {
-    const int max_shift = absl::GetFlag(FLAGS_max_shift);
-    const int step = absl::GetFlag(FLAGS_shift_step);
-    if (step < 1) return absl::InvalidArgumentError(absl::StrCat("--shift-step (", step, ") must be >= 1"));
-    if (max_shift < step || max_shift > kMaxShiftSamples) {
-      return absl::InvalidArgumentError(absl::StrCat("--max-shift (", max_shift, ") must be in [--shift-step (",
-                                                     step, "), ", kMaxShiftSamples, "]"));
-    }
-    for (int s = step; s <= max_shift; s += step) o.shifts.push_back(s);
+    ASSIGN_OR_RETURN(o.shifts, ShiftsFromFlags());
   }
   const std::string tta = absl::GetFlag(FLAGS_tta_shifts);
   if (!tta.empty()) {

@@ -87,6 +87,8 @@ std::string FormatShiftEval(const ShiftEvalOptions& options, const ShiftEvalResu
 // Options from the eval flags (--shift-consistency, --max-shift, --shift-step,
 // --tta-shifts, --tta-pool); errors name the flag.
 absl::StatusOr<ShiftEvalOptions> ShiftEvalOptionsFromFlags();
+// The shifts --shift-step, 2 x --shift-step, ... <= --max-shift (also the sweep's).
+absl::StatusOr<std::vector<int>> ShiftsFromFlags();
 
 // The beat windowing of `base` with every window cut `shift` samples earlier
 // (later when negative; same length): what EvalEcgShifts runs at that shift.

@@ -212,14 +212,15 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args) 
   // Shift consistency of every trained point on the split's test clips, at
   // shifts --shift-step..--max-shift (the eval flags), as `eval --shift-consistency`.
   ShiftEvalOptions shift_options;
-  {
-    const int step = absl::GetFlag(FLAGS_shift_step), max_shift = absl::GetFlag(FLAGS_max_shift);
-    if (step < 1 || max_shift < step) return Fail("--shift-step must be >= 1 and <= --max-shift");
-    for (int s = step; s <= max_shift; s += step) shift_options.shifts.push_back(s);
-    if (auto s = shift_options.Validate(); !s.ok()) return Fail(std::string(s.message()));
+  if (auto shifts = ShiftsFromFlags(); shifts.ok()) {
+    shift_options.shifts = *std::move(shifts);
+  } else {
+    return Fail(std::string(shifts.status().message()));
   }
-  auto test_data = LoadDigitData(data_dir, absl::GetFlag(FLAGS_split), base->sample_rate_hz());
-  if (!test_data.ok()) return Fail(std::string(test_data.status().message()));
+  if (auto s = shift_options.Validate(); !s.ok()) return Fail(std::string(s.message()));
+  // Loaded once: every point trains on it and is scored on its test clips.
+  auto data = LoadDigitData(data_dir, absl::GetFlag(FLAGS_split), base->sample_rate_hz());
+  if (!data.ok()) return Fail(std::string(data.status().message()));
 
   // Every point is checked before any training, so a bad grid fails at once.
   std::vector<SweepPoint> points;
@@ -272,7 +273,7 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args) 
                   row.reused ? ", reusing the trained model" : "");
       std::fflush(stdout);
       if (!row.reused) {
-        auto result = TrainDigitModel(common, specs[i], data_dir, dir);
+        auto result = TrainDigitModel(common, specs[i], *data, data_dir, dir);
         if (!result.ok()) {
           return Fail(absl::StrCat(row.tag, ": ", result.status().message()));
         }
@@ -281,8 +282,8 @@ int RunSweep(const CommonOptions& common, const std::vector<std::string>& args) 
       auto model = nn::Model::Load(dir);
       if (!model.ok()) return Fail(std::string(model.status().message()));
       row.latency_ms = MedianLatencyMs(**model, latency_runs);
-      if (!test_data->test.empty()) {
-        auto shifts = EvalDigitShifts(**model, test_data->test, shift_options);
+      if (!data->test.empty()) {
+        auto shifts = EvalDigitShifts(**model, data->test, shift_options);
         if (!shifts.ok()) return Fail(absl::StrCat(row.tag, ": ", shifts.status().message()));
         row.consistency = shifts->mean_consistency;
         double change = 0;

@@ -93,17 +93,15 @@ absl::StatusOr<ClipScores> ScoreClips(const nn::Model& model, const dsp::Feature
 }
 
 absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
-                                                 v1::ModelSpec spec,
+                                                 v1::ModelSpec spec, const DigitData& data,
                                                  const std::string& data_dir,
                                                  const std::string& out) {
   if (auto s = CheckDigitLabels(spec); !s.ok()) return s;
   absl::StatusOr<dsp::FeatureWindowOptions> fo = nn::FeatureOptionsFromSpec(spec);
   if (!fo.ok()) return fo.status();
   const std::string split = absl::GetFlag(FLAGS_split);
-  absl::StatusOr<DigitData> data = LoadDigitData(data_dir, split, spec.sample_rate_hz());
-  if (!data.ok()) return data.status();
-  std::printf("data: %zu train clips, %zu test clips (split %s)\n", data->train.size(),
-              data->test.size(), split.c_str());
+  std::printf("data: %zu train clips, %zu test clips (split %s)\n", data.train.size(),
+              data.test.size(), split.c_str());
 
   const uint64_t seed = absl::GetFlag(FLAGS_seed);
   const int epochs = absl::GetFlag(FLAGS_epochs);
@@ -121,9 +119,9 @@ absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
   if (!(aug.shelf_prob >= 0 && aug.shelf_prob <= 1)) {
     return absl::InvalidArgumentError("--shelf-prob must be in [0, 1]");
   }
-  ExampleSynth synth(*data, fo->window_length, aug, seed);
-  const size_t per_epoch = data->train.size() +
-      static_cast<size_t>(aug.background_fraction * static_cast<double>(data->train.size()));
+  ExampleSynth synth(data, fo->window_length, aug, seed);
+  const size_t per_epoch = data.train.size() +
+      static_cast<size_t>(aug.background_fraction * static_cast<double>(data.train.size()));
 
   const nn::TrainOptions to = TrainOptionsFromFlags(epochs, batch, per_epoch, seed);
   absl::StatusOr<nn::TensorMap> init = nn::InitWeights(spec, seed);
@@ -169,12 +167,12 @@ absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
     }
     train_loss = loss_sum / seen;
     train_accuracy = static_cast<double>(correct) / seen;
-    const bool eval_now = !data->test.empty() &&
+    const bool eval_now = !data.test.empty() &&
         (epoch == epochs || epoch % std::max(1, absl::GetFlag(FLAGS_eval_every)) == 0);
     if (eval_now) {
       auto model = nn::Model::Create(spec, (*trainer)->Weights());
       if (!model.ok()) return model.status();
-      auto scores = ScoreClips(**model, *fo, data->test);
+      auto scores = ScoreClips(**model, *fo, data.test);
       if (!scores.ok()) return scores.status();
       test_accuracy = scores->Accuracy();
     }
@@ -226,7 +224,11 @@ int RunTrain(const CommonOptions& common, const std::vector<std::string>& args) 
   absl::StatusOr<v1::ModelSpec> spec = nn::ReadSpecFile(spec_path);
   if (!spec.ok()) return Fail(std::string(spec.status().message()));
   if (spec->kind() == v1::BEAT_WINDOWS) return RunTrainEcg(common, *spec, data_dir, out);
-  absl::StatusOr<DigitTrainResult> result = TrainDigitModel(common, *spec, data_dir, out);
+  if (auto s = CheckDigitLabels(*spec); !s.ok()) return Fail(std::string(s.message()));
+  absl::StatusOr<DigitData> data =
+      LoadDigitData(data_dir, absl::GetFlag(FLAGS_split), spec->sample_rate_hz());
+  if (!data.ok()) return Fail(std::string(data.status().message()));
+  absl::StatusOr<DigitTrainResult> result = TrainDigitModel(common, *spec, *data, data_dir, out);
   if (!result.ok()) return Fail(std::string(result.status().message()));
   return 0;
 }
