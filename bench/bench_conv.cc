@@ -24,11 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "bench/model_bench_flags.h"
 #include "nn/model.h"
 
 namespace {
@@ -46,27 +45,15 @@ struct Options {
 };
 
 bool ParseFlags(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--batches=")) {
-      o->batches.clear();
-      for (absl::string_view b : absl::StrSplit(a, ',')) {
-        int n = 0;
-        if (!absl::SimpleAtoi(b, &n) || n < 1) return false;
-        o->batches.push_back(n);
-      }
-    } else if (absl::ConsumePrefix(&a, "--rounds=")) {
-      if (!absl::SimpleAtoi(a, &o->rounds) || o->rounds < 1) return false;
-    } else if (absl::ConsumePrefix(&a, "--round_seconds=")) {
-      if (!absl::SimpleAtod(a, &o->round_seconds) || o->round_seconds <= 0) return false;
-    } else if (absl::StartsWith(a, "-")) {
-      return false;
-    } else {
-      o->models.emplace_back(a);
-    }
-  }
-  if (o->models.empty()) o->models = {"models/digits/2", "models/ecg-beats/2"};
-  return !o->batches.empty();
+  return wavepool::bench::ParseModelBenchFlags(
+      argc, argv, &o->batches, &o->models, {"models/digits/2", "models/ecg-beats/2"},
+      [o](absl::string_view a) {
+        if (absl::ConsumePrefix(&a, "--rounds=")) return absl::SimpleAtoi(a, &o->rounds) && o->rounds >= 1;
+        if (absl::ConsumePrefix(&a, "--round_seconds=")) {
+          return absl::SimpleAtod(a, &o->round_seconds) && o->round_seconds > 0;
+        }
+        return false;
+      });
 }
 
 double ThreadSeconds() {

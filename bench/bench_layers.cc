@@ -37,12 +37,11 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "bench/model_bench_flags.h"
 #include "bench/peak_flops.h"
 #include "clients/svg_plot.h"
 #include "nn/model.h"
@@ -61,29 +60,17 @@ struct Options {
 };
 
 bool ParseFlags(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view a = argv[i];
-    if (absl::ConsumePrefix(&a, "--batches=")) {
-      o->batches.clear();
-      for (absl::string_view b : absl::StrSplit(a, ',')) {
-        int n = 0;
-        if (!absl::SimpleAtoi(b, &n) || n < 1) return false;
-        o->batches.push_back(n);
-      }
-    } else if (absl::ConsumePrefix(&a, "--min_seconds=")) {
-      if (!absl::SimpleAtod(a, &o->min_seconds)) return false;
-    } else if (absl::ConsumePrefix(&a, "--peak_gflops=")) {
-      if (!absl::SimpleAtod(a, &o->peak_gflops)) return false;
-    } else if (absl::ConsumePrefix(&a, "--svg=")) {
-      o->svg = std::string(a);
-    } else if (absl::StartsWith(a, "-")) {
-      return false;
-    } else {
-      o->models.emplace_back(a);
-    }
-  }
-  if (o->models.empty()) o->models = {"models/digits/1", "models/ecg-beats/2"};
-  return !o->batches.empty();
+  return wavepool::bench::ParseModelBenchFlags(
+      argc, argv, &o->batches, &o->models, {"models/digits/1", "models/ecg-beats/2"},
+      [o](absl::string_view a) {
+        if (absl::ConsumePrefix(&a, "--min_seconds=")) return absl::SimpleAtod(a, &o->min_seconds);
+        if (absl::ConsumePrefix(&a, "--peak_gflops=")) return absl::SimpleAtod(a, &o->peak_gflops);
+        if (absl::ConsumePrefix(&a, "--svg=")) {
+          o->svg = std::string(a);
+          return true;
+        }
+        return false;
+      });
 }
 
 std::string Label(const LayerTime& t) { return absl::StrJoin(t.layers, "+"); }
