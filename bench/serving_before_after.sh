@@ -21,20 +21,7 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores:$(grep -m1 'model name' /proc/cpuinfo 
   "before $(git -C "$BEFORE" rev-parse --short HEAD), after $(git -C "$AFTER" rev-parse --short HEAD)" \
   >>"$OUT/before_after_machine.txt"
 
-start_server() {  # TREE; sets PORT and SPID
-  local log; log=$(mktemp)
-  (cd "$1" && exec env -u OPENBLAS_CORETYPE build/server/wavepool-server --address 127.0.0.1:0 \
-    --model-repository models --max-streams 20000 --max-streams-per-peer 20000) >"$log" 2>&1 &
-  SPID=$!
-  PORT=
-  for _ in $(seq 100); do
-    PORT=$(grep -o 'port [0-9]*' "$log" | head -1 | cut -d' ' -f2 || true)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-  done
-  [ -n "$PORT" ] || { cat "$log"; exit 1; }
-}
-stop_server() { kill "$SPID"; wait "$SPID" 2>/dev/null || true; }
+. bench/serving_server.sh
 
 run() {  # MODEL STREAMS CHUNK_MS
   for build in before after; do
