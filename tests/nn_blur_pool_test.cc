@@ -26,6 +26,7 @@
 #include "nn/kernels.h"
 #include "nn/model.h"
 #include "nn/spec.h"
+#include "tests/small_spec.h"
 
 namespace wavepool::nn {
 namespace {
@@ -122,21 +123,9 @@ TEST(BlurPool2d, HandComputedMaxBlurPool1d) {
   EXPECT_FLOAT_EQ(y[2], 8.0f);
 }
 
-// input [1, 16, 9] -> conv1 [4, 16, 9] -> relu1 -> pool1 [4, 8, 4] -> gap -> fc [3].
-constexpr char kSpec[] = R"({
-  "name": "small", "version": "1", "kind": "FIXED_WINDOWS", "sampleRateHz": 8000,
-  "windowing": {"lengthSamples": 800, "hopSamples": 400},
-  "frontEnd": {"stft": {"frameLength": 160, "frameHop": 80, "fftSize": 256, "window": "HANN"},
-               "mel": {"numBands": 16, "fMinHz": 0, "fMaxHz": 4000}, "layout": "MEL_AS_FREQ"},
-  "layers": [
-    {"name": "conv1", "conv2d": {"outChannels": 4, "kernelTime": 3, "kernelFreq": 3, "padTime": 1, "padFreq": 1}},
-    {"name": "relu1", "relu": {}},
-    {"name": "pool1", "maxPool2d": {"kernelTime": 2, "kernelFreq": 2}},
-    {"name": "gap", "globalAvgPool": {}},
-    {"name": "fc", "dense": {"outFeatures": 3}}
-  ],
-  "labels": ["a", "b", "c"]
-})";
+// tests/small_spec.h: input [1, 16, 9] -> conv1 [4, 16, 9] -> relu1 ->
+// pool1 [4, 8, 4] -> gap -> fc [3].
+const std::string kSpec = wavepool::testing::SmallSpecJson("small", 1);
 
 absl::Status Override(const std::string& text, ModelSpec* spec) {
   auto o = ParsePoolOverride(text);
