@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "dsp/beat_windows.h"
 #include "dsp/qrs_detector.h"
 #include "dsp/wfdb.h"
 #include "gtest/gtest.h"
@@ -399,6 +400,40 @@ TEST(QrsAllocation, PushNeverAllocates) {
   EXPECT_EQ(g_news.load(), 0);
   EXPECT_EQ(beats, static_cast<int64_t>(ecg.r_peaks.size()));
   EXPECT_EQ(outputs, static_cast<int64_t>(ecg.mv.size()) + 173);
+}
+
+// The beat classifier's front end on top: windows with RR and template
+// context, with and without certification bounds (EnableBounds).
+TEST(QrsAllocation, BeatWindowsPushNeverAllocates) {
+  const SyntheticEcg ecg = MakeEcg(360, 20, 19);
+  for (const bool bounds : {false, true}) {
+    BeatWindowOptions o;
+    o.sample_rate_hz = 360;
+    o.rr_context = true;
+    o.template_context = true;
+    auto bw = StreamingBeatWindows::Create(o);
+    ASSERT_TRUE(bw.ok()) << bw.status();
+    if (bounds) {
+      ASSERT_TRUE((*bw)->EnableBounds(1e-3).ok());
+    }
+    int64_t beats = 0;
+    const auto count = [&](const Beat& b) {
+      ++beats;
+      EXPECT_EQ(b.lower.empty(), !bounds);
+    };
+    const std::vector<size_t> chunks = RandomChunks(ecg.mv.size(), 360, 4);
+    g_news = 0;
+    g_counting = true;
+    size_t at = 0;
+    for (size_t c : chunks) {
+      (*bw)->Push(std::span<const float>(ecg.mv).subspan(at, c), count);
+      at += c;
+    }
+    (*bw)->Finish(count);
+    g_counting = false;
+    EXPECT_EQ(g_news.load(), 0) << (bounds ? "with bounds" : "without bounds");
+    EXPECT_EQ(beats, static_cast<int64_t>(ecg.r_peaks.size()));
+  }
 }
 
 // ---------------------------------------------------------------------------
