@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <numbers>
 #include <random>
 #include <thread>
 #include <utility>
@@ -131,13 +132,16 @@ TEST(ResamplerBound, RoundingStaysFarInsideTheAllowance) {
       std::vector<float> x(n);
       for (size_t k = 0; k < n; ++k) {
         const double t = static_cast<double>(k) / rates.first;
-        switch (kind) {
-          case 0: x[k] = unit(rng); break;                         // full-scale noise
-          case 1: x[k] = unit(rng) < 0 ? -1.0f : 1.0f; break;      // +-1: most energy
-          case 2: x[k] = static_cast<float>(0.9 * std::sin(2 * M_PI * 440 * t)) + 0.1f * unit(rng); break;
-          default:  // ECG-like, millivolts: 1.2 Hz spikes on a wandering baseline
-            x[k] = static_cast<float>(-0.4 + 0.3 * std::sin(2 * M_PI * 0.3 * t) +
-                                      1.6 * std::exp(-std::pow(std::fmod(t, 0.83) - 0.4, 2) / 2e-4));
+        const double pi = std::numbers::pi;
+        if (kind == 0) {  // full-scale noise
+          x[k] = unit(rng);
+        } else if (kind == 1) {  // +-1: the most energy for the peak
+          x[k] = unit(rng) < 0 ? -1.0f : 1.0f;
+        } else if (kind == 2) {  // a tone plus noise
+          x[k] = static_cast<float>(0.9 * std::sin(2 * pi * 440 * t)) + 0.1f * unit(rng);
+        } else {  // ECG-like, millivolts: 1.2 Hz spikes on a wandering baseline
+          const double spike = std::exp(-std::pow(std::fmod(t, 0.83) - 0.4, 2) / 2e-4);
+          x[k] = static_cast<float>(-0.4 + 0.3 * std::sin(2 * pi * 0.3 * t) + 1.6 * spike);
         }
       }
       const std::vector<float> y = Resample(**r, x);

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "dsp/resampler.h"
 #include "dsp/wfdb.h"
 #include "gtest/gtest.h"
 #include "server/model_repository.h"
 #include "server/session.h"
+#include "tests/resample_signal.h"
 
 namespace wavepool::server {
 namespace {
@@ -47,15 +47,6 @@ Count Stream(const LoadedModel& model, double rate, float eps, const std::vector
   return count;
 }
 
-std::vector<float> Resampled(const std::vector<float>& x, double from, double to) {
-  auto r = dsp::Resampler::Create(from, to);
-  EXPECT_TRUE(r.ok()) << r.status();
-  std::vector<float> y;
-  auto sink = [&](std::span<const float> s) { y.insert(y.end(), s.begin(), s.end()); };
-  EXPECT_TRUE((*r)->Push(x, sink).ok());
-  EXPECT_TRUE((*r)->Finish(sink).ok());
-  return y;
-}
 
 TEST(CertifySharedData, EcgCertifiedFractionAtTheModelRateAnd250And500Hz) {
   if (!std::filesystem::exists(kDs1Dir + "/101.hea")) GTEST_SKIP() << kDs1Dir << " absent";
@@ -74,7 +65,8 @@ TEST(CertifySharedData, EcgCertifiedFractionAtTheModelRateAnd250And500Hz) {
     for (float v : x) peak = std::max(peak, std::fabs(v));
     std::printf("record %s: largest |sample| %.3g mV\n", record, peak);
     for (size_t r = 0; r < rates.size(); ++r) {
-      const std::vector<float> sent = rates[r] == native ? x : Resampled(x, native, rates[r]);
+      const std::vector<float> sent =
+          rates[r] == native ? x : testing::ResampleSignal(x, native, rates[r]);
       for (size_t e = 0; e < budgets.size(); ++e) {
         const Count c = Stream(**model, rates[r], budgets[e], sent);
         total[r][e].beats += c.beats;

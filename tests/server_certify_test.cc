@@ -18,6 +18,7 @@
 #include "nn/ibp.h"
 #include "server/model_repository.h"
 #include "server/session.h"
+#include "tests/resample_signal.h"
 
 namespace wavepool::server {
 namespace {
@@ -66,16 +67,6 @@ v1::StreamConfig Config(double rate, float eps, uint32_t channels = 1) {
   return c;
 }
 
-// The client's side of a stream at another rate: the whole signal through soxr.
-std::vector<float> Resampled(const std::vector<float>& x, double from, double to) {
-  auto r = dsp::Resampler::Create(from, to);
-  EXPECT_TRUE(r.ok()) << r.status();
-  std::vector<float> y;
-  auto sink = [&](std::span<const float> s) { y.insert(y.end(), s.begin(), s.end()); };
-  EXPECT_TRUE((*r)->Push(x, sink).ok());
-  EXPECT_TRUE((*r)->Finish(sink).ok());
-  return y;
-}
 
 float Peak(const std::vector<float>& x) {
   float m = 0;
@@ -183,15 +174,15 @@ float RoundUp(double r) {
 TEST(Certify, ResampledDigitMarginsMatchAnIndependentComputation) {
   auto model = Load("digits");
   ASSERT_NE(model, nullptr);
-  std::vector<float> client = Resampled(DemoDigits(6.0), 8000, 16000);
+  std::vector<float> client = testing::ResampleSignal(DemoDigits(6.0), 8000, 16000);
   client[0] = Peak(client);
   const float eps = 1e-6f;
   auto bound = dsp::MeasureResamplerBound(16000, 8000);
   ASSERT_TRUE(bound.ok());
   EXPECT_GT(bound->linf_gain, 1.0);
   const float radius = RoundUp(bound->OutputRadius(eps, Peak(client)));
-  ExpectMarginsMatch(model.get(), Config(16000, eps), client, Resampled(client, 16000, 8000),
-                     radius);
+  ExpectMarginsMatch(model.get(), Config(16000, eps), client,
+                     testing::ResampleSignal(client, 16000, 8000), radius);
 }
 
 // Stereo at the model's rate: the mean of the channels, summed in double and
@@ -340,7 +331,7 @@ TEST(Certify, CertifiedBeatsSentAtOtherRatesKeepTheirClassUnderPerturbation) {
   const float eps = 1e-6f;
   for (double rate : {250.0, 500.0}) {
     SCOPED_TRACE(rate);
-    const std::vector<float> x = Resampled(x360, model_rate, rate);
+    const std::vector<float> x = testing::ResampleSignal(x360, model_rate, rate);
     const std::vector<v1::WindowResult> base = Stream(*model, Config(rate, eps), x);
     ASSERT_GT(base.size(), 20u);
     std::vector<size_t> certified;
