@@ -18,6 +18,7 @@
 #include "dsp/resampler.h"
 #include "dsp/resampler_bounds.h"
 #include "gtest/gtest.h"
+#include "tests/resample_signal.h"
 
 namespace wavepool::dsp {
 namespace {
@@ -33,17 +34,7 @@ const std::vector<std::pair<RatePair, size_t>> kPairs = {
 
 std::vector<float> Resample(Resampler& r, const std::vector<float>& x,
                             const std::vector<size_t>& chunks = {}) {
-  std::vector<float> out;
-  auto sink = [&](std::span<const float> s) { out.insert(out.end(), s.begin(), s.end()); };
-  size_t pos = 0;
-  for (size_t c : chunks) {
-    c = std::min(c, x.size() - pos);
-    EXPECT_TRUE(r.Push(std::span<const float>(x).subspan(pos, c), sink).ok());
-    pos += c;
-  }
-  EXPECT_TRUE(r.Push(std::span<const float>(x).subspan(pos), sink).ok());
-  EXPECT_TRUE(r.Finish(sink).ok());
-  return out;
+  return testing::ResampleInChunks(r, x, chunks);
 }
 
 // The whole measured map of a stream of n samples: column k is the output
