@@ -304,7 +304,8 @@ int CertifyEcg(const nn::Model& model, const nn::IntervalModel& im, const std::s
     if (rec->header.sampling_frequency != o.sample_rate_hz) {
       return Fail(absl::StrCat("record ", name, " is at ", rec->header.sampling_frequency,
                                " Hz and the model at ", o.sample_rate_hz,
-                               " Hz: bounds through resampling are not implemented"));
+                               " Hz: this command does not resample; a server stream with "
+                               "certify_epsilon does, and bounds it (docs/pooling.md)"));
     }
     Record r;
     r.mv = rec->Physical(rec->SignalNamed("MLII"));

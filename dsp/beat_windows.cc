@@ -207,9 +207,7 @@ absl::Status StreamingBeatWindows::EnableBounds(double eps_mv) {
   if (filter_outputs_ > 0 || pending_size_ > 0 || amp_count_ > 0) {
     return absl::FailedPreconditionError("EnableBounds must come before the first Push");
   }
-  // 1e-5 mV of float rounding per unit of gain: 2^-23 of |x - baseline| < 80 mV.
-  const double gain = filter_->linf_gain();
-  lead_radius_ = std::nextafter(static_cast<float>((eps_mv + 1e-5) * gain * (1 + 1e-6)), kInfF);
+  SetLeadRadius(eps_mv);
   const size_t len = static_cast<size_t>(options_.window_samples());
   amp_lo_ring_.assign(kAmpBeats, 0.0f);
   amp_hi_ring_.assign(kAmpBeats, 0.0f);
@@ -219,6 +217,22 @@ absl::Status StreamingBeatWindows::EnableBounds(double eps_mv) {
   upper_.assign(options_.window_values(), 0.0f);
   bounds_ = true;
   return absl::OkStatus();
+}
+
+absl::Status StreamingBeatWindows::SetBoundsBudget(double eps_mv) {
+  if (!bounds_) return absl::FailedPreconditionError("SetBoundsBudget needs EnableBounds first");
+  if (!std::isfinite(eps_mv) || eps_mv < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the certification budget (", eps_mv, " mV) must be finite and >= 0"));
+  }
+  SetLeadRadius(eps_mv);
+  return absl::OkStatus();
+}
+
+void StreamingBeatWindows::SetLeadRadius(double eps_mv) {
+  // 1e-5 mV of float rounding per unit of gain: 2^-23 of |x - baseline| < 80 mV.
+  const double gain = filter_->linf_gain();
+  lead_radius_ = std::nextafter(static_cast<float>((eps_mv + 1e-5) * gain * (1 + 1e-6)), kInfF);
 }
 
 void StreamingBeatWindows::EmitBounds(const Pending& p, size_t template_before) {

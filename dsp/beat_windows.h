@@ -77,6 +77,12 @@ class StreamingBeatWindows {
   // Push (INVALID_ARGUMENT for eps_mv < 0 or not finite, FAILED_PRECONDITION
   // after samples were pushed). Allocates here, never per beat.
   absl::Status EnableBounds(double eps_mv);
+  // Changes the budget for the beats emitted from now on; beats already
+  // emitted keep the bounds they had (their intervals stay in the amplitude
+  // and template rings). For a budget that grows with the stream, e.g. a
+  // resampler's rounding allowance that follows the largest |input| so far.
+  // FAILED_PRECONDITION before EnableBounds; INVALID_ARGUMENT as EnableBounds.
+  absl::Status SetBoundsBudget(double eps_mv);
 
   const BeatWindowOptions& options() const { return options_; }
   // Worst-case delay from an R peak to its window being ready, excluding the
@@ -127,6 +133,7 @@ class StreamingBeatWindows {
   // Fills lower_ / upper_ for the beat EmitFront is emitting; template_before:
   // beats in the template ring before this one.
   void EmitBounds(const Pending& p, size_t template_before);
+  void SetLeadRadius(double eps_mv);
   bool bounds_ = false;
   float lead_radius_ = 0;
   std::vector<float> amp_lo_ring_, amp_hi_ring_;

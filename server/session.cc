@@ -118,17 +118,17 @@ absl::Status Session::SetUpCertification(float epsilon, double client_rate) {
         "budget per sample, full scale 1 for audio, millivolts for ECG"));
   }
   if (epsilon == 0) return absl::OkStatus();
-  const double model_rate = model_->model->spec().sample_rate_hz();
-  if (client_rate != model_rate) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "certify_epsilon needs sample_rate_hz equal to the model's (", model_rate,
-        " Hz; this stream has ", client_rate, " Hz): bounds through the libsoxr resampler are "
-        "not implemented, so resample on the client or set certify_epsilon to 0"));
-  }
-  if (channels_ != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "certify_epsilon needs one channel (this stream has ", channels_,
-        "): downmix on the client, where the budget then applies to the mono samples"));
+  if (!resampler_->passthrough()) {
+    const double model_rate = model_->model->spec().sample_rate_hz();
+    // Once per rate pair for the process (tens of ms the first time).
+    absl::StatusOr<dsp::ResamplerBound> bound = dsp::CachedResamplerBound(client_rate, model_rate);
+    if (!bound.ok()) {
+      return absl::Status(bound.status().code(),
+                          absl::StrCat("certify_epsilon with sample_rate_hz ", client_rate,
+                                       " (the model's is ", model_rate, "): ",
+                                       bound.status().message()));
+    }
+    resampler_bound_ = *bound;
   }
   if (model_->interval == nullptr) {
     return absl::UnimplementedError(absl::StrCat("certify_epsilon: model ", model_->name, " ",
@@ -136,16 +136,41 @@ absl::Status Session::SetUpCertification(float epsilon, double client_rate) {
                                                  model_->interval_error.message()));
   }
   certify_epsilon_ = epsilon;
+  UpdateModelRadius();
   interval_ws_ = std::make_unique<nn::IntervalWorkspace>(*model_->interval);
   const size_t in = model_->model->input_size();
   in_lo_.resize(in);
   in_hi_.resize(in);
-  if (beats_) return beats_->EnableBounds(epsilon);
+  if (beats_) return beats_->EnableBounds(model_radius_);
   ASSIGN_OR_RETURN(dsp::LogMelBounds bounds, dsp::LogMelBounds::Create(model_->features));
   feature_bounds_ = std::make_unique<dsp::LogMelBounds>(std::move(bounds));
   recent_.assign(model_->features.window_length + model_->features.window_hop, 0.0f);
   window_samples_.resize(model_->features.window_length);
   return absl::OkStatus();
+}
+
+void Session::UpdateModelRadius() {
+  if (channels_ == 1 && resampler_->passthrough()) {
+    model_radius_ = certify_epsilon_;  // the front end sees the samples as sent
+    return;
+  }
+  const double eps = certify_epsilon_;
+  const double m = max_abs_input_;
+  // Downmix: the mean is summed in double and rounded once to float (Decode).
+  // With every channel value moved by <= eps the exact mean moves by <= eps;
+  // the one float rounding of each of the two means adds <= 2^-24 |mean| (round
+  // to nearest), |mean| <= m and the perturbed one <= m + eps; the double sum
+  // of <= 32 values and the division err by < 33 * 2^-53 relative of m, far
+  // inside the 2^-40 m added; 2^-149 covers a subnormal's absolute rounding.
+  double mono = eps;
+  if (channels_ > 1) {
+    mono += 0x1p-24 * (2 * m + eps) + 0x1p-40 * m + 0x1p-149;
+  }
+  // Resampler: the measured gain and soxr's rounding (dsp/resampler_bounds.h);
+  // |mono| <= m as rounding is monotone and m is a float.
+  const double model = resampler_->passthrough() ? mono : resampler_bound_.OutputRadius(mono, m);
+  model_radius_ = std::nextafter(static_cast<float>(model * (1 + 1e-12)),
+                                 std::numeric_limits<float>::infinity());
 }
 
 absl::Status Session::CheckChunkSize(uint64_t frames) const {
@@ -172,23 +197,27 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
           "values has ", n, " numbers, not a multiple of channels (", channels_,
           "): channels are interleaved, so every frame needs one value per channel"));
     }
+    float peak = 0;
     for (size_t i = 0; i < n; ++i) {
-      if (!(std::fabs(chunk.values(static_cast<int>(i))) <= max_abs_sample_)) {
+      const float a = std::fabs(chunk.values(static_cast<int>(i)));
+      if (!(a <= max_abs_sample_)) {
         return absl::InvalidArgumentError(absl::StrCat(
             "values[", i, "] is ", chunk.values(static_cast<int>(i)),
             "; samples must be finite numbers within +-", max_abs_sample_));
       }
+      peak = std::max(peak, a);
     }
     const size_t frames = n / channels_;
     RETURN_IF_ERROR(CheckChunkSize(frames));
     if (mono_.size() < frames) mono_.resize(frames);
     const float* v = chunk.values().data();
     for (size_t f = 0; f < frames; ++f) {
-      float sum = 0;
+      double sum = 0;
       for (uint32_t c = 0; c < channels_; ++c) sum += v[f * channels_ + c];
-      mono_[f] = channels_ == 1 ? sum : sum / static_cast<float>(channels_);
+      mono_[f] = Mean(sum);
     }
     mono_.resize(frames);
+    chunk_peak_ = peak;
     return absl::OkStatus();
   }
   const size_t bytes_per_sample = config_.encoding() == v1::INT16 ? 2 : 4;
@@ -205,20 +234,24 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
   if (mono_.size() < frames) mono_.resize(frames);
   mono_.resize(frames);
   const unsigned char* p = reinterpret_cast<const unsigned char*>(pcm.data());
+  float peak = 0;
   if (config_.encoding() == v1::INT16) {
     for (size_t f = 0; f < frames; ++f) {
-      float sum = 0;
+      double sum = 0;
       for (uint32_t c = 0; c < channels_; ++c) {
         const unsigned char* s = p + (f * channels_ + c) * 2;
         const int16_t v = static_cast<int16_t>(static_cast<uint16_t>(s[0] | (s[1] << 8)));
-        sum += (static_cast<float>(v) - pcm_offset_) * pcm_scale_;
+        const float value = (static_cast<float>(v) - pcm_offset_) * pcm_scale_;
+        peak = std::max(peak, std::fabs(value));
+        sum += value;
       }
-      mono_[f] = channels_ == 1 ? sum : sum / static_cast<float>(channels_);
+      mono_[f] = Mean(sum);
     }
+    chunk_peak_ = peak;
     return absl::OkStatus();
   }
   for (size_t f = 0; f < frames; ++f) {
-    float sum = 0;
+    double sum = 0;
     for (uint32_t c = 0; c < channels_; ++c) {
       const unsigned char* s = p + (f * channels_ + c) * 4;
       const uint32_t bits = static_cast<uint32_t>(s[0]) | (static_cast<uint32_t>(s[1]) << 8) |
@@ -231,10 +264,12 @@ absl::Status Session::Decode(const v1::SampleChunk& chunk) {
             absl::StrCat("pcm sample ", f * channels_ + c, " of this chunk is ", v,
                          "; samples must be finite numbers within +-", max_abs_sample_));
       }
+      peak = std::max(peak, std::fabs(v));
       sum += v;
     }
-    mono_[f] = channels_ == 1 ? sum : sum / static_cast<float>(channels_);
+    mono_[f] = Mean(sum);
   }
+  chunk_peak_ = peak;
   return absl::OkStatus();
 }
 
@@ -268,7 +303,7 @@ void Session::BoundWindow(uint64_t index) {
     // Past the last sample: the padded tail's zeros (bounded like any sample).
     window_samples_[k] = t < recent_count_ ? recent_[t % cap] : 0.0f;
   }
-  feature_bounds_->Compute(window_samples_, certify_epsilon_, in_lo_, in_hi_);
+  feature_bounds_->Compute(window_samples_, model_radius_, in_lo_, in_hi_);
 }
 
 void Session::FeedCertified(std::span<const float> resampled) {
@@ -310,6 +345,14 @@ absl::Status Session::Accept(const v1::SampleChunk& chunk) {
   }
   RETURN_IF_ERROR(Decode(chunk));
   mono_pos_ = 0;
+  if (certify_epsilon_ > 0 && chunk_peak_ > max_abs_input_) {
+    // The radius follows the largest |sample| so far (the rounding allowances
+    // scale with it). Set before this chunk is staged, so every window it
+    // completes is bounded with a maximum that covers all its samples.
+    max_abs_input_ = chunk_peak_;
+    UpdateModelRadius();
+    if (beats_) RETURN_IF_ERROR(beats_->SetBoundsBudget(model_radius_));
+  }
   return absl::OkStatus();
 }
 

@@ -13,6 +13,7 @@
 #include "dsp/log_mel.h"
 #include "dsp/log_mel_bounds.h"
 #include "dsp/resampler.h"
+#include "dsp/resampler_bounds.h"
 #include "nn/ibp.h"
 #include "nn/model.h"
 #include "server/event_detector.h"
@@ -121,6 +122,13 @@ class Session {
   void FeedCertified(std::span<const float> resampled);
   void BoundWindow(uint64_t index);
   absl::Status SetUpCertification(float epsilon, double client_rate);
+  // model_radius_ from certify_epsilon_ and max_abs_input_: the budget on the
+  // client's samples carried through the downmix and the resampler.
+  void UpdateModelRadius();
+  // One frame's mean from its channels' sum (in double): rounded once to float.
+  float Mean(double sum) const {
+    return static_cast<float>(channels_ == 1 ? sum : sum / channels_);
+  }
   // Sorts the labels of one window's scores (order_) and fills the top.
   void FillTop(const float* scores, v1::WindowResult& w);
   v1::WindowResult WindowOf(const Pending& p, const float* scores);
@@ -156,6 +164,13 @@ class Session {
   // certify_epsilon > 0: front-end bounds, the network's interval bounds, and
   // per pending window its logit bounds (lower then upper, output_size() each).
   float certify_epsilon_ = 0;
+  // The L-infinity radius on the model-rate samples the front end sees
+  // (certify_epsilon_ through the downmix and the resampler); it grows with
+  // max_abs_input_, the largest |decoded sample| of any channel so far.
+  float model_radius_ = 0;
+  float max_abs_input_ = 0;
+  float chunk_peak_ = 0;  // the last decoded chunk's largest |sample|
+  dsp::ResamplerBound resampler_bound_;
   std::unique_ptr<dsp::LogMelBounds> feature_bounds_;        // FIXED_WINDOWS
   std::unique_ptr<nn::IntervalWorkspace> interval_ws_;
   std::vector<float> recent_;        // FIXED_WINDOWS: ring of model-rate samples

@@ -118,5 +118,51 @@ TEST(BeatBounds, BadBudgetsAreRefused) {
   EXPECT_EQ((*bw)->EnableBounds(0.01).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// A budget raised mid-stream (the session's, as the stream's peak grows)
+// widens the next beats' lead bounds exactly as that budget from the start
+// would; beats already out keep theirs; it needs EnableBounds first.
+TEST(BeatBounds, SetBoundsBudgetWidensTheBeatsThatFollow) {
+  double rate = 0;
+  const std::vector<float> mv = Record101(&rate);
+  const BeatRun small = Beats(mv, rate, 1e-5);
+  const BeatRun large = Beats(mv, rate, 1e-3);
+  auto bw = StreamingBeatWindows::Create(Options(rate));
+  ASSERT_TRUE(bw.ok());
+  EXPECT_EQ((*bw)->SetBoundsBudget(1e-3).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE((*bw)->EnableBounds(1e-5).ok());
+  BeatRun run;
+  const auto keep = [&](const Beat& b) {
+    run.lower.emplace_back(b.lower.begin(), b.lower.end());
+    run.upper.emplace_back(b.upper.begin(), b.upper.end());
+  };
+  const size_t half = mv.size() / 2;
+  (*bw)->Push(std::span(mv).first(half), keep);
+  const size_t before = run.lower.size();
+  EXPECT_EQ((*bw)->SetBoundsBudget(-1).code(), absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*bw)->SetBoundsBudget(1e-3).ok());
+  (*bw)->Push(std::span(mv).subspan(half), keep);
+  (*bw)->Finish(keep);
+  ASSERT_EQ(run.lower.size(), small.lower.size());
+  ASSERT_GT(before, 2u);
+  ASSERT_LT(before + 2, run.lower.size());
+  const size_t len = static_cast<size_t>(Options(rate).window_samples());
+  for (size_t b = 0; b < run.lower.size(); ++b) {
+    const BeatRun& want = b < before ? small : large;
+    // The lead channel: its radius is the budget's (the scale's and the
+    // template's rings still hold the earlier beats' narrower intervals).
+    for (size_t i = 0; i < len; ++i) {
+      const float width = run.upper[b][i] - run.lower[b][i];
+      const float want_width = want.upper[b][i] - want.lower[b][i];
+      if (b < before) {
+        EXPECT_EQ(run.lower[b][i], want.lower[b][i]) << "beat " << b << " value " << i;
+        EXPECT_EQ(run.upper[b][i], want.upper[b][i]) << "beat " << b << " value " << i;
+      } else {
+        EXPECT_GT(width, 10 * (small.upper[b][i] - small.lower[b][i])) << "beat " << b;
+        EXPECT_LE(width, want_width * 1.0001f) << "beat " << b << " value " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace wavepool::dsp

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "dsp/resampler.h"
 #include "gtest/gtest.h"
+#include "tests/resample_signal.h"
 
 namespace wavepool::dsp {
 namespace {
@@ -31,19 +32,9 @@ std::vector<float> RandomSignal(size_t n, uint32_t seed) {
   return x;
 }
 
-// Pushes `in` in chunks of the given sizes (the rest in one), then finishes.
-std::vector<float> Resample(Resampler& r, const std::vector<float>& in, const std::vector<size_t>& chunks) {
-  std::vector<float> out;
-  auto sink = [&](std::span<const float> s) { out.insert(out.end(), s.begin(), s.end()); };
-  size_t pos = 0;
-  for (size_t c : chunks) {
-    c = std::min(c, in.size() - pos);
-    EXPECT_TRUE(r.Push(std::span<const float>(in).subspan(pos, c), sink).ok());
-    pos += c;
-  }
-  EXPECT_TRUE(r.Push(std::span<const float>(in).subspan(pos), sink).ok());
-  EXPECT_TRUE(r.Finish(sink).ok());
-  return out;
+std::vector<float> Resample(Resampler& r, const std::vector<float>& x,
+                            const std::vector<size_t>& chunks = {}) {
+  return testing::ResampleInChunks(r, x, chunks);
 }
 
 std::vector<size_t> RandomChunks(size_t total, size_t max_chunk, uint32_t seed) {
