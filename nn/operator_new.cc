@@ -2,10 +2,12 @@
 // ([replacement.functions]): blocks come from the thread's CallArena slice
 // while a CallArena::Scope is open (oneDNN's per-call bookkeeping), from malloc
 // otherwise. Linked into the binaries that run models (an object library, so
-// it is always in the link); the aligned and nothrow forms keep libstdc++'s
-// defaults, which call these or use their own aligned allocation. Under
-// AddressSanitizer the fallback is its intercepted malloc, so heap checks
-// stay on; blocks inside an arena slice are not redzoned.
+// it is always in the link). Every form that a plain `delete` may free is
+// replaced here, the nothrow ones included: under AddressSanitizer the runtime
+// defines them too, and its nothrow new paired with our delete would be a
+// new/free mismatch. The aligned forms stay the runtime's, new and delete
+// alike. Under AddressSanitizer the fallback is its intercepted malloc, so
+// heap checks stay on; blocks inside an arena slice are not redzoned.
 #include <cstdlib>
 #include <new>
 
@@ -32,10 +34,23 @@ void HeapDelete(void* p) noexcept {
   if (p != nullptr && !wavepool::nn::CallArena::Release(p)) g_free(p);
 }
 
+// The nothrow forms: null where the others throw bad_alloc.
+void* HeapNewNothrow(std::size_t n) noexcept {
+  try {
+    return HeapNew(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 void* operator new(std::size_t n) { return HeapNew(n); }
 void* operator new[](std::size_t n) { return HeapNew(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return HeapNewNothrow(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return HeapNewNothrow(n); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { HeapDelete(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { HeapDelete(p); }
 void operator delete(void* p) noexcept { HeapDelete(p); }
 void operator delete[](void* p) noexcept { HeapDelete(p); }
 void operator delete(void* p, std::size_t) noexcept { HeapDelete(p); }
