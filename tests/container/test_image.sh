@@ -297,7 +297,7 @@ podman run --rm "${RUN_FLAGS[@]}" --no-healthcheck --network host --entrypoint w
     >"$LOG_DIR/drain-stream.log" 2>&1 &
 client_pid=$!
 deadline=$((SECONDS + 30))
-until grep -q '^window ' "$LOG_DIR/drain-stream.log"; do
+until grep -qs '^window ' "$LOG_DIR/drain-stream.log"; do
   kill -0 "$client_pid" 2>/dev/null || fail "real-time stream ended before its first window: $(tail -n 3 "$LOG_DIR/drain-stream.log")"
   [ "$SECONDS" -lt "$deadline" ] || fail "no window from the real-time stream within 30 s"
   sleep 0.2
