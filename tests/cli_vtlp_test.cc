@@ -5,7 +5,9 @@
 // band 20 at 1242.4 Hz, band 36 at 3165.9 Hz), not by the code under test.
 #include <algorithm>
 #include <cstdint>
+#include <ostream>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "clients/digit_data.h"
@@ -68,6 +70,10 @@ struct PeakCase {
   float expected_value;  // its value: 1 - |x - peak| for its fractional source x
 };
 
+void PrintTo(const PeakCase& c, std::ostream* os) {
+  *os << "alpha " << c.alpha << ", peak band " << c.peak_band << " -> band " << c.expected_band;
+}
+
 class VtlpPeak : public ::testing::TestWithParam<PeakCase> {};
 
 TEST_P(VtlpPeak, MovesToTheBandTheWarpPredicts) {
@@ -97,7 +103,11 @@ INSTANTIATE_TEST_SUITE_P(
         PeakCase{0.9, 36, 37, 0.4991f}, PeakCase{1.1, 36, 35, 0.6831f},
         // The top band reads past the last centre at alpha 1.1 and is clamped
         // to it: the top of the band stays where it was.
-        PeakCase{1.1, 39, 39, 1.0f}));
+        PeakCase{1.1, 39, 39, 1.0f}),
+    [](const ::testing::TestParamInfo<PeakCase>& info) {  // e.g. Alpha90Peak20
+      return "Alpha" + std::to_string(static_cast<int>(info.param.alpha * 100 + 0.5)) + "Peak" +
+             std::to_string(info.param.peak_band);
+    });
 
 TEST(VtlpWarp, StaysWithinEachFramesRange) {
   const std::vector<float> in = RandomWindow(11);
