@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dsp/mel.h"
 
 namespace wavepool::cli {
 
@@ -56,7 +58,19 @@ struct AugmentOptions {
   double background_fraction = 0.4;  // background examples per digit example
   int freq_masks = 2, freq_mask_max = 5;  // SpecAugment on the features
   int time_masks = 2, time_mask_max = 8;
+  // Vocal-tract-length perturbation on the features (VtlpWarp below): with
+  // probability vtlp_prob a warp factor uniform in [vtlp_min, vtlp_max]. Off by
+  // default so the shipped recipe is unchanged; Jaitly & Hinton drew 0.9-1.1.
+  double vtlp_prob = 0.0;
+  double vtlp_min = 0.9, vtlp_max = 1.1;
+  // The warp's boundary frequency F_hi as a fraction of the filterbank's top
+  // (f_max_hz): the paper's 4800 Hz of 8000 Hz at 16 kHz.
+  double vtlp_boundary = 0.6;
   bool enabled = true;
+
+  // "--vtlp-min (0) must be > 0", ...: checks the VTLP fields only (the other
+  // fields are checked where their flags are read).
+  absl::Status ValidateVtlp() const;
 };
 
 // One training example before features: a window of samples and its label
@@ -100,6 +114,38 @@ class ExampleSynth {
 // after per-window normalisation), on one band-major window in place.
 void SpecAugment(const AugmentOptions& options, size_t bands, size_t frames, std::mt19937_64& rng,
                  std::vector<float>& features);
+
+// Jaitly & Hinton (2013), "Vocal Tract Length Perturbation (VTLP) improves
+// speech recognition", eq. 1, with top_hz in place of S/2 (half the sample
+// rate) and boundary_hz = F_hi:
+//   f0 = F_hi * min(alpha, 1) / alpha
+//   W(f) = alpha * f                                                  f <= f0
+//   W(f) = top - (top - F_hi * min(alpha, 1)) / (top - f0) * (top - f)  f > f0
+// Continuous at f0, W(0) = 0 and W(top) = top: the band's top is kept, so no
+// energy is pushed past the filterbank or a gap left below its top. Valid for
+// alpha > 0 and 0 < boundary_hz * min(alpha, 1) / alpha < top_hz.
+double VtlpWarpHz(double hz, double alpha, double boundary_hz, double top_hz);
+
+// Warps the frequency axis of one band-major log-mel window (value[band *
+// frames + t], bands = mel.num_bands) in place, as VTLP warps the filterbank:
+// band b, centred at c_b Hz, takes the value the unwarped bands have at
+// W(c_b) (VtlpWarpHz with top_hz = mel.f_max_hz and boundary_hz = boundary *
+// mel.f_max_hz), interpolated linearly between the two neighbouring bands in
+// mel (band centres are evenly spaced in mel, so W(c_b) lies at fractional
+// band x = (mel(W(c_b)) - mel(f_min)) / step - 1). Positions outside
+// [0, bands - 1] take the edge band's value. alpha > 1 reads from higher
+// frequencies, moving formants down (a longer vocal tract); alpha = 1 leaves
+// the window unchanged bit for bit. Every output is a convex combination of
+// two inputs of the same frame, so it stays within that frame's range.
+// Requires alpha > 0, 0 < boundary < 1 and features.size() == bands * frames.
+void VtlpWarp(const dsp::MelOptions& mel, size_t frames, double alpha, double boundary,
+              std::span<float> features);
+
+// With probability options.vtlp_prob, draws alpha uniformly in [vtlp_min,
+// vtlp_max] from rng and applies VtlpWarp; returns the alpha used (1 when the
+// window is left alone). Draws the same numbers from rng for the same seed.
+double RandomVtlp(const AugmentOptions& options, const dsp::MelOptions& mel, size_t frames,
+                  std::mt19937_64& rng, std::span<float> features);
 
 constexpr int kBackgroundLabel = 10;
 

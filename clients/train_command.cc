@@ -34,6 +34,13 @@
 ABSL_FLAG(double, speed_prob, 0.5, "train (digits): probability of resampling a clip's speed");
 ABSL_FLAG(double, speed_min, 0.88, "train (digits): smallest speed factor");
 ABSL_FLAG(double, speed_max, 1.12, "train (digits): largest speed factor");
+// Vocal-tract-length perturbation (Jaitly & Hinton 2013) on the log-mel window:
+// a second stand-in for unseen voices, warping formants without the duration
+// change that speed perturbation brings along.
+ABSL_FLAG(double, vtlp_prob, 0.0,
+          "train (digits): probability of warping a window's mel axis (VTLP)");
+ABSL_FLAG(double, vtlp_min, 0.9, "train (digits): smallest VTLP warp factor");
+ABSL_FLAG(double, vtlp_max, 1.1, "train (digits): largest VTLP warp factor");
 ABSL_FLAG(double, shelf_prob, 0.0,
           "train (digits): probability of a random spectral tilt (high shelf +-15 dB, low shelf +-10 dB)");
 
@@ -112,6 +119,10 @@ absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
   aug.speed_min = absl::GetFlag(FLAGS_speed_min);
   aug.speed_max = absl::GetFlag(FLAGS_speed_max);
   aug.shelf_prob = absl::GetFlag(FLAGS_shelf_prob);
+  aug.vtlp_prob = absl::GetFlag(FLAGS_vtlp_prob);
+  aug.vtlp_min = absl::GetFlag(FLAGS_vtlp_min);
+  aug.vtlp_max = absl::GetFlag(FLAGS_vtlp_max);
+  if (auto s = aug.ValidateVtlp(); !s.ok()) return s;
   if (!(aug.speed_min > 0 && aug.speed_min <= aug.speed_max && aug.speed_max < 4)) {
     return absl::InvalidArgumentError(
         "--speed-min and --speed-max must satisfy 0 < min <= max < 4");
@@ -136,6 +147,7 @@ absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
   }
   std::ofstream log(out + "/train_log.jsonl");
   const size_t bands = fo->log_mel.num_bands, frames = fo->frames_per_window();
+  const dsp::MelOptions mel = fo->log_mel.mel();
   const size_t in_size = (*trainer)->input_size();
   std::vector<float> inputs(static_cast<size_t>(batch) * in_size);
   std::vector<int> labels(static_cast<size_t>(batch));
@@ -154,7 +166,16 @@ absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
         if (!w.ok() || w->size() != 1 || padded) {
           return absl::InternalError("an example did not make exactly one window; check windowing");
         }
-        if (aug.enabled) SpecAugment(aug, bands, frames, synth.rng(), (*w)[0]);
+        if (aug.enabled) {
+          // VTLP before the masks: the warp moves values between bands, so the
+          // window is normalised again afterwards (the warp is linear within a
+          // frame, so this equals normalising the warped raw log-mel) and the
+          // masks' 0 is still the window's mean.
+          if (RandomVtlp(aug, mel, frames, synth.rng(), (*w)[0]) != 1.0) {
+            dsp::NormalizeWindow(fo->norm, bands, frames, (*w)[0]);
+          }
+          SpecAugment(aug, bands, frames, synth.rng(), (*w)[0]);
+        }
         std::copy((*w)[0].begin(), (*w)[0].end(), inputs.begin() + static_cast<long>(i * in_size));
         labels[i] = examples[b0 + i].label;
       }
