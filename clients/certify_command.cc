@@ -276,13 +276,7 @@ absl::StatusOr<BeatPass> RunBeats(const dsp::BeatWindowOptions& o, const std::ve
 int CertifyEcg(const nn::Model& model, const nn::IntervalModel& im, const std::string& dir,
                const std::vector<double>& epsilons) {
   const v1::ModelSpec& spec = model.spec();
-  dsp::BeatWindowOptions o;
-  o.sample_rate_hz = spec.sample_rate_hz();
-  o.before_s = spec.beat_windowing().before_s();
-  o.after_s = spec.beat_windowing().after_s();
-  o.rr_context = spec.beat_windowing().rr_context();
-  o.template_context = spec.beat_windowing().template_context();
-  o.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
+  const dsp::BeatWindowOptions o = BeatOptionsFromSpec(spec);
   std::string split = absl::GetFlag(FLAGS_split);
   if (split == "official") split = "records:101,106,108";
   auto names = ParseRecordSplit(split);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "clients/cli.h"
 #include "clients/flags.h"
+#include "clients/train_common.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
@@ -28,19 +29,6 @@
 #include "wavepool/v1/classifier.grpc.pb.h"
 
 namespace wavepool::cli {
-namespace {
-
-absl::StatusOr<std::vector<v1::PoolOverride>> OverridesFromFlag() {
-  std::vector<v1::PoolOverride> out;
-  for (const std::string& text : absl::GetFlag(FLAGS_override)) {
-    absl::StatusOr<v1::PoolOverride> o = nn::ParsePoolOverride(text);
-    if (!o.ok()) return o.status();
-    out.push_back(*std::move(o));
-  }
-  return out;
-}
-
-}  // namespace
 
 void SetDeadline(const CommonOptions& common, grpc::ClientContext* context) {
   if (common.timeout_s > 0) {
@@ -232,7 +220,7 @@ int RunModels(const CommonOptions& common, const std::vector<std::string>&) {
 }
 
 int RunDescribe(const CommonOptions& common, const std::vector<std::string>& args) {
-  absl::StatusOr<std::vector<v1::PoolOverride>> overrides = OverridesFromFlag();
+  absl::StatusOr<std::vector<v1::PoolOverride>> overrides = PoolOverridesFromFlag();
   if (!overrides.ok()) return Fail(std::string(overrides.status().message()));
   const std::string dir = absl::GetFlag(FLAGS_model_dir);
   v1::ModelSpec spec;

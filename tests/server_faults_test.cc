@@ -58,18 +58,6 @@ constexpr int kSignals = 4;
 // Healthy signals: 2-3 s at 8 kHz, none a multiple of the hop (each has a tail).
 size_t HealthyLength(int k) { return 16001 + 2401 * static_cast<size_t>(k); }
 
-std::optional<double> Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ') {
-      return std::strtod(line.c_str() + series.size() + 1, nullptr);
-    }
-  }
-  return std::nullopt;
-}
-
 std::string Errors(const std::string& code) {
   return "wavepool_errors_total{method=\"StreamClassify\",code=\"" + code + "\"}";
 }

@@ -187,19 +187,6 @@ HttpResponse HttpGet(int port, const std::string& path) {
   return out;
 }
 
-// The value of the sample whose series (name and labels, exactly) is `series`.
-std::optional<double> Sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
-        line[series.size()] == ' ') {
-      return std::strtod(line.c_str() + series.size() + 1, nullptr);
-    }
-  }
-  return std::nullopt;
-}
-
 double SampleOr0(const std::string& text, const std::string& series) {
   return Sample(text, series).value_or(0);
 }

@@ -5,9 +5,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <random>
 #include <span>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -197,6 +200,20 @@ inline std::vector<std::string> Serialized(const std::vector<v1::WindowResult>& 
   std::vector<std::string> out;
   for (const auto& w : windows) out.push_back(w.SerializeAsString());
   return out;
+}
+
+// In Prometheus text `text`, the value of the sample whose series (name and
+// labels, exactly) is `series`.
+inline std::optional<double> Sample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::strtod(line.c_str() + series.size() + 1, nullptr);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace wavepool::testing
