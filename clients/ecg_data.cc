@@ -50,6 +50,7 @@ dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec) {
   o.rr_context = spec.beat_windowing().rr_context();
   o.template_context = spec.beat_windowing().template_context();
   o.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
+  o.lead_channel = !spec.beat_windowing().omit_lead();
   return o;
 }
 

@@ -132,13 +132,14 @@ int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::stri
         const float* src = (*train)[r].features.data() + b * vpb;
         float* dst = inputs.data() + i * vpb;
         std::copy(src, src + vpb, dst);
-        // Augment the lead only (channel 0): amplitude 0.8-1.2 and white noise.
+        // Augment channel 0 only (the lead, or the beat minus its template when
+        // the spec omits the lead): amplitude 0.8-1.2 and white noise.
         const float gain = 0.8f + 0.4f * static_cast<float>(static_cast<double>(rng() >> 11) * 0x1p-53);
         const size_t w = static_cast<size_t>(bo.window_samples());
         for (size_t k = 0; k < w; ++k) dst[k] = dst[k] * gain + noise(rng);
         if (morph_dropout > 0 && bo.rr_context && unit(rng) < morph_dropout) {
           // The waveform channels (the lead, and the template deviation) go; the RR channels stay.
-          std::fill(dst, dst + w * (bo.template_context ? 2 : 1), 0.0f);
+          std::fill(dst, dst + w * static_cast<size_t>(bo.channels() - 4), 0.0f);
         }
         labels[i] = (*train)[r].label[b];
       }

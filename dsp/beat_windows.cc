@@ -24,6 +24,9 @@ int64_t BeatWindowOptions::after_samples() const {
 size_t BeatWindowOptions::window_values() const {
   return static_cast<size_t>(channels()) * static_cast<size_t>(window_samples());
 }
+size_t BeatWindowOptions::internal_values() const {
+  return window_values() + (lead_channel ? 0 : static_cast<size_t>(window_samples()));
+}
 
 absl::Status BeatWindowOptions::Validate() const {
   if (!(sample_rate_hz >= 100 && sample_rate_hz <= 1000)) {
@@ -34,6 +37,10 @@ absl::Status BeatWindowOptions::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat("beatWindowing: beforeS (", before_s,
                                                    ") and afterS (", after_s,
                                                    ") must be in (0, 1] seconds"));
+  }
+  if (!lead_channel && !template_context) {
+    return absl::InvalidArgumentError(
+        "beatWindowing: omitLead needs templateContext (without either the network sees no waveform)");
   }
   return absl::OkStatus();
 }
@@ -62,7 +69,7 @@ absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> StreamingBeatWindows::Crea
   b->rr_ring_.assign(kLongRr, 0.0);
   b->amp_ring_.assign(kAmpBeats, 0.0f);
   b->scratch_.reserve(kAmpBeats);
-  b->window_.assign(options.window_values(), 0.0f);
+  b->window_.assign(options.internal_values(), 0.0f);
   b->template_ring_.assign(kAmpBeats * static_cast<size_t>(options.window_samples()), 0.0f);
   return b;
 }
@@ -187,11 +194,12 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
                 values[c]);
     }
   }
-  beat.features = window_;
+  const size_t skip = window_.size() - options_.window_values();  // the lead when omitted
+  beat.features = std::span<const float>(window_).subspan(skip);
   if (bounds_) {
     EmitBounds(p, template_before);
-    beat.lower = lower_;
-    beat.upper = upper_;
+    beat.lower = std::span<const float>(lower_).subspan(skip);
+    beat.upper = std::span<const float>(upper_).subspan(skip);
   }
   last_emitted_r_ = p.r;
   pending_head_ = (pending_head_ + 1) % kPendingCapacity;
@@ -213,8 +221,8 @@ absl::Status StreamingBeatWindows::EnableBounds(double eps_mv) {
   amp_hi_ring_.assign(kAmpBeats, 0.0f);
   template_lo_ring_.assign(kAmpBeats * len, 0.0f);
   template_hi_ring_.assign(kAmpBeats * len, 0.0f);
-  lower_.assign(options_.window_values(), 0.0f);
-  upper_.assign(options_.window_values(), 0.0f);
+  lower_.assign(options_.internal_values(), 0.0f);
+  upper_.assign(options_.internal_values(), 0.0f);
   bounds_ = true;
   return absl::OkStatus();
 }

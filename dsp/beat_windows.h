@@ -21,6 +21,9 @@ struct BeatWindowOptions {
   double after_s = 0.4;
   bool rr_context = true;
   bool template_context = false;  // a channel of beat minus the stream's template
+  // The scaled lead itself as channel 0. False (needs template_context): the
+  // network sees the beat only relative to the stream's own template.
+  bool lead_channel = true;
   // The RR channels as log ratios (prev/local, next/local, next/prev,
   // local/long) instead of RRs over the long-term mean plus that mean.
   bool rr_log_ratios = false;
@@ -28,9 +31,14 @@ struct BeatWindowOptions {
   int64_t before_samples() const;
   int64_t after_samples() const;
   int64_t window_samples() const { return before_samples() + after_samples(); }
-  int channels() const { return 1 + (template_context ? 1 : 0) + (rr_context ? 4 : 0); }
+  int channels() const {
+    return (lead_channel ? 1 : 0) + (template_context ? 1 : 0) + (rr_context ? 4 : 0);
+  }
   // Values per window: channels() * window_samples(), channel-major.
   size_t window_values() const;
+  // window_values() plus the lead's window_samples() when lead_channel is
+  // false: the lead is still computed (the template needs it), in front.
+  size_t internal_values() const;
   absl::Status Validate() const;
 };
 
@@ -127,7 +135,9 @@ class StreamingBeatWindows {
   // Scaled lead windows of the last 16 emitted beats, for the template.
   std::vector<float> template_ring_;
   size_t template_count_ = 0;
-  std::vector<float> window_;   // the window being emitted
+  // The window being emitted, internal_values(): Beat::features is its tail
+  // of window_values() (everything but the lead when lead_channel is false).
+  std::vector<float> window_;
   // EnableBounds: the filtered lead's radius, and the bound rings (|filtered
   // at R| and scaled windows of the last 16 beats) beside the value rings.
   // Fills lower_ / upper_ for the beat EmitFront is emitting; template_before:

@@ -213,7 +213,11 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
     absl::StrAppendFormat(&s, "front end: ECG lead filtered (docs/ecg.md), %.0f ms before to %.0f ms "
                           "after each detected R peak%s\n",
                           spec.beat_windowing().before_s() * 1000, spec.beat_windowing().after_s() * 1000,
-                          spec.beat_windowing().template_context()
+                          spec.beat_windowing().omit_lead()
+                              ? (spec.beat_windowing().rr_context()
+                                     ? " as the beat minus the stream's template (no raw lead) and 4 RR-context channels"
+                                     : " as the beat minus the stream's template (no raw lead)")
+                          : spec.beat_windowing().template_context()
                               ? (spec.beat_windowing().rr_context()
                                      ? ", a beat-minus-template channel and 4 RR-context channels"
                                      : ", a beat-minus-template channel")

@@ -54,6 +54,10 @@ absl::Status ValidateFrontEnd(const ModelSpec& spec) {
       return Invalid(absl::StrCat("beat_windowing.before_s (", b.before_s(), ") and after_s (",
                                   b.after_s(), ") must be in (0, 1] seconds"));
     }
+    if (b.omit_lead() && !b.template_context()) {
+      return Invalid("beat_windowing.omit_lead needs template_context: without either the "
+                     "network sees no waveform");
+    }
     return absl::OkStatus();
   }
   if (spec.kind() != ::wavepool::v1::FIXED_WINDOWS) {
@@ -287,7 +291,8 @@ absl::StatusOr<Shape> InputShape(const ModelSpec& spec) {
     const double rate = spec.sample_rate_hz();
     const auto w = static_cast<uint32_t>(std::llround(spec.beat_windowing().before_s() * rate) +
                                          std::llround(spec.beat_windowing().after_s() * rate));
-    const uint32_t channels = 1 + (spec.beat_windowing().template_context() ? 1u : 0u) +
+    const uint32_t channels = (spec.beat_windowing().omit_lead() ? 0u : 1u) +
+                              (spec.beat_windowing().template_context() ? 1u : 0u) +
                               (spec.beat_windowing().rr_context() ? 4u : 0u);
     return Shape{channels, 1, w};
   }

@@ -66,7 +66,8 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRepository::LoadVersion(
     loaded->beats.after_s = spec.beat_windowing().after_s();
     loaded->beats.rr_context = spec.beat_windowing().rr_context();
     loaded->beats.template_context = spec.beat_windowing().template_context();
-  loaded->beats.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
+    loaded->beats.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
+    loaded->beats.lead_channel = !spec.beat_windowing().omit_lead();
     RETURN_IF_ERROR(loaded->beats.Validate());
     front_end_values = loaded->beats.window_values();
   } else {

@@ -1,6 +1,9 @@
 // StreamingBeatWindows' RR channels, checked against RR intervals computed
 // here from the emitted R peaks themselves (an independent reference), in both
-// encodings: RR over the long-term mean (ecg-beats v1/v2) and log ratios (v3).
+// encodings: RR over the long-term mean (ecg-beats v1/v2/v3) and log ratios;
+// and the template channel, alone when the lead is omitted (ecg-beats v3),
+// against a median template computed here from the emitted lead windows.
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -83,6 +86,84 @@ TEST(BeatWindows, RrChannelsMatchIntervalsBetweenTheEmittedPeaks) {
     EXPECT_NEAR(logs[i].rr[2], std::log(next / prev), tol) << "beat " << i;
     EXPECT_NEAR(logs[i].rr[3], std::log(local / longer), tol) << "beat " << i;
   }
+}
+
+struct Windows {
+  std::vector<std::vector<float>> features, lower, upper;
+};
+
+Windows RunWindows(bool lead_channel, const std::vector<float>& mv, double rate) {
+  BeatWindowOptions o;
+  o.sample_rate_hz = rate;
+  o.template_context = true;
+  o.lead_channel = lead_channel;
+  auto bw = StreamingBeatWindows::Create(o);
+  EXPECT_TRUE(bw.ok()) << bw.status();
+  EXPECT_TRUE((*bw)->EnableBounds(1e-3).ok());
+  Windows out;
+  const auto keep = [&](const Beat& b) {
+    EXPECT_EQ(b.features.size(), o.window_values());
+    out.features.emplace_back(b.features.begin(), b.features.end());
+    out.lower.emplace_back(b.lower.begin(), b.lower.end());
+    out.upper.emplace_back(b.upper.begin(), b.upper.end());
+  };
+  for (size_t i = 0; i < mv.size(); i += 1499) {
+    (*bw)->Push(std::span(mv).subspan(i, std::min<size_t>(1499, mv.size() - i)), keep);
+  }
+  (*bw)->Finish(keep);
+  return out;
+}
+
+TEST(BeatWindows, OmittedLeadLeavesTheBeatMinusItsOwnTemplate) {
+  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/208.hea");
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  const double rate = rec->header.sampling_frequency;
+  const std::vector<float> mv = rec->Physical(rec->SignalNamed("MLII"));
+  const Windows with = RunWindows(true, mv, rate);
+  const Windows without = RunWindows(false, mv, rate);
+  ASSERT_GT(with.features.size(), 20u);
+  ASSERT_EQ(with.features.size(), without.features.size());
+  BeatWindowOptions o;
+  o.sample_rate_hz = rate;
+  const size_t len = static_cast<size_t>(o.window_samples());
+  size_t nonzero = 0;
+  for (size_t i = 0; i < with.features.size(); ++i) {
+    ASSERT_EQ(with.features[i].size(), without.features[i].size() + len);
+    // Dropping the lead drops exactly channel 0, features and bounds alike.
+    EXPECT_TRUE(std::equal(without.features[i].begin(), without.features[i].end(),
+                           with.features[i].begin() + static_cast<long>(len)));
+    EXPECT_TRUE(std::equal(without.lower[i].begin(), without.lower[i].end(),
+                           with.lower[i].begin() + static_cast<long>(len)));
+    EXPECT_TRUE(std::equal(without.upper[i].begin(), without.upper[i].end(),
+                           with.upper[i].begin() + static_cast<long>(len)));
+    // What is left is the lead minus the median (the upper one for an even
+    // count) of the previous up-to-16 lead windows, computed here.
+    const size_t have = std::min<size_t>(i, 16);
+    for (size_t k = 0; k < len; k += 7) {
+      float expected = 0;
+      if (have > 0) {
+        std::vector<float> column;
+        for (size_t j = i - have; j < i; ++j) column.push_back(with.features[j][k]);
+        std::sort(column.begin(), column.end());
+        expected = with.features[i][k] - column[have / 2];
+      }
+      EXPECT_EQ(without.features[i][k], expected) << "beat " << i << " sample " << k;
+      nonzero += expected != 0;
+    }
+  }
+  EXPECT_GT(nonzero, 100u);
+}
+
+TEST(BeatWindows, OmittingTheLeadNeedsTheTemplate) {
+  BeatWindowOptions o;
+  o.sample_rate_hz = 360;
+  o.lead_channel = false;
+  EXPECT_EQ(o.Validate().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(StreamingBeatWindows::Create(o).ok());
+  o.template_context = true;
+  EXPECT_TRUE(o.Validate().ok());
+  o.rr_context = true;
+  EXPECT_EQ(o.channels(), 5);
 }
 
 }  // namespace

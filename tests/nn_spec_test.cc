@@ -121,6 +121,13 @@ std::vector<Rule> Rules() {
          s.set_kind(::wavepool::v1::BEAT_WINDOWS);
          s.set_sample_rate_hz(360);
        }, {"before_s (0)", "(0, 1] seconds"}},
+      {"omit_lead_without_template", [](S s) {
+         s.set_kind(::wavepool::v1::BEAT_WINDOWS);
+         s.set_sample_rate_hz(360);
+         s.mutable_beat_windowing()->set_before_s(0.25);
+         s.mutable_beat_windowing()->set_after_s(0.4);
+         s.mutable_beat_windowing()->set_omit_lead(true);
+       }, {"omit_lead needs template_context"}},
       {"frame_length_zero", [](S s) { s.mutable_front_end()->mutable_stft()->set_frame_length(0); }, {"frame_length (0)"}},
       {"frame_hop_zero", [](S s) { s.mutable_front_end()->mutable_stft()->set_frame_hop(0); }, {"frame_hop (0)"}},
       {"fft_below_frame", [](S s) { s.mutable_front_end()->mutable_stft()->set_fft_size(128); }, {"fft_size (128)", "frame_length (160)"}},
@@ -199,6 +206,10 @@ TEST(InputShape, BeatWindowsAreTheLeadPlusRrChannels) {
   ASSERT_TRUE(shape.ok()) << shape.status();
   EXPECT_EQ(*shape, (Shape{1, 1, 234}));
   s.mutable_beat_windowing()->set_rr_context(true);
+  EXPECT_EQ(*InputShape(s), (Shape{5, 1, 234}));
+  s.mutable_beat_windowing()->set_template_context(true);
+  EXPECT_EQ(*InputShape(s), (Shape{6, 1, 234}));
+  s.mutable_beat_windowing()->set_omit_lead(true);  // ecg-beats v3: template + RR
   EXPECT_EQ(*InputShape(s), (Shape{5, 1, 234}));
 }
 
