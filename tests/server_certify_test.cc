@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "dsp/log_mel_bounds.h"
 #include "dsp/resampler.h"
 #include "dsp/resampler_bounds.h"
@@ -23,9 +24,12 @@
 namespace wavepool::server {
 namespace {
 
+// The version served by default: digits 2, ecg-beats 3 (the one without the
+// raw lead, whose bounds skip it).
 std::shared_ptr<const LoadedModel> Load(const std::string& name) {
-  auto m = ModelRepository::LoadVersion(std::string(WP_SOURCE_DIR) + "/models/" + name + "/2",
-                                        name, 2);
+  const int version = name == "ecg-beats" ? 3 : 2;
+  auto m = ModelRepository::LoadVersion(
+      absl::StrCat(WP_SOURCE_DIR, "/models/", name, "/", version), name, version);
   EXPECT_TRUE(m.ok()) << m.status();
   return m.ok() ? *m : nullptr;
 }
