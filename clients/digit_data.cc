@@ -236,6 +236,8 @@ WindowExample ExampleSynth::DigitExample(const Clip& clip) {
   }
   if (aug && (options_.lowpass_prob > 0 || options_.highpass_prob > 0)) RandomEq(s);
   if (aug && options_.shelf_prob > 0 && Uniform(0, 1) < options_.shelf_prob) Shelves(s);
+  // After the tilt: the channel's band limit cuts whatever the microphone gave.
+  if (aug && options_.bandlimit_prob > 0) RandomBandLimit(options_, data_.sample_rate_hz, rng_, s);
   if (aug) {
     const float g = static_cast<float>(DbToGain(Uniform(options_.gain_db_min, options_.gain_db_max)));
     float peak = 0;
@@ -390,6 +392,60 @@ absl::Status AugmentOptions::ValidateVtlp() const {
         absl::StrCat("the VTLP boundary (", vtlp_boundary, ") must be in (0, 1)"));
   }
   return absl::OkStatus();
+}
+
+absl::Status AugmentOptions::ValidateBandlimit(double sample_rate_hz) const {
+  if (!(bandlimit_prob >= 0 && bandlimit_prob <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--bandlimit-prob (", bandlimit_prob, ") must be in [0, 1]"));
+  }
+  if (!(bandlimit_min_hz > 0 && bandlimit_min_hz <= bandlimit_max_hz &&
+        bandlimit_max_hz < sample_rate_hz / 2)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--bandlimit-min-hz (", bandlimit_min_hz, ") and --bandlimit-max-hz (", bandlimit_max_hz,
+        ") must satisfy 0 < min <= max < ", sample_rate_hz / 2, " (half the model's rate)"));
+  }
+  return absl::OkStatus();
+}
+
+std::array<Biquad, 2> ButterworthLowpass4(double corner_hz, double rate_hz) {
+  assert(corner_hz > 0 && corner_hz < rate_hz / 2);
+  // The 4th-order Butterworth prototype's poles pair up into sections with
+  // Q = 1 / (2 cos(theta)), theta = pi/8 and 3 pi/8 from the negative real axis.
+  const double w0 = 2 * M_PI * corner_hz / rate_hz, c = std::cos(w0), sn = std::sin(w0);
+  std::array<Biquad, 2> out;
+  for (int k = 0; k < 2; ++k) {
+    const double q = 1 / (2 * std::cos(M_PI * (2 * k + 1) / 8));
+    const double alpha = sn / (2 * q), a0 = 1 + alpha;
+    out[static_cast<size_t>(k)] = Biquad{(1 - c) / 2 / a0, (1 - c) / a0, (1 - c) / 2 / a0,
+                                         -2 * c / a0, (1 - alpha) / a0};
+  }
+  return out;
+}
+
+void BandLimit(std::span<float> s, double corner_hz, double rate_hz) {
+  for (const Biquad& q : ButterworthLowpass4(corner_hz, rate_hz)) {
+    double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+    for (float& v : s) {
+      const double x = v;
+      const double y = q.b0 * x + q.b1 * x1 + q.b2 * x2 - q.a1 * y1 - q.a2 * y2;
+      x2 = x1;
+      x1 = x;
+      y2 = y1;
+      y1 = y;
+      v = static_cast<float>(y);
+    }
+  }
+}
+
+double RandomBandLimit(const AugmentOptions& options, double rate_hz, std::mt19937_64& rng,
+                       std::span<float> s) {
+  auto unit = [&] { return static_cast<double>(rng() >> 11) * 0x1p-53; };
+  if (options.bandlimit_prob <= 0 || unit() >= options.bandlimit_prob) return 0;
+  const double corner =
+      options.bandlimit_min_hz + (options.bandlimit_max_hz - options.bandlimit_min_hz) * unit();
+  BandLimit(s, corner, rate_hz);
+  return corner;
 }
 
 double VtlpWarpHz(double hz, double alpha, double boundary_hz, double top_hz) {

@@ -4,6 +4,7 @@
 // the augmentations a speech model needs and a `_background_` class.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <span>
@@ -52,6 +53,14 @@ struct AugmentOptions {
   // and, half the time, a low shelf of -10..+10 dB at 150-500 Hz. Unlike the
   // low/high-pass above it also brightens, as a close or cheap microphone does.
   double shelf_prob = 0.0;
+  // Steep band limit (BandLimit below): with probability bandlimit_prob the
+  // recording goes through a 4th-order Butterworth low-pass with a corner
+  // uniform in [bandlimit_min_hz, bandlimit_max_hz], as a channel that stops at
+  // ~1 kHz does (one FSDD speaker's recordings nearly do). Unlike lowpass_prob's
+  // one/two-pole filter it removes the consonants' energy above the corner
+  // rather than tilting it. Off by default so the shipped recipe is unchanged.
+  double bandlimit_prob = 0.0;
+  double bandlimit_min_hz = 800, bandlimit_max_hz = 2500;
   double zero_tail_prob = 0.25;     // zeros after a cut point, as in a padded tail window
   double clip_first_prob = 0.33;    // the digit at the start, zeros after it (a lone clip)
   double neighbour_prob = 0.2;      // a fragment of another digit at the far edge
@@ -71,6 +80,9 @@ struct AugmentOptions {
   // "--vtlp-min (0) must be > 0", ...: checks the VTLP fields only (the other
   // fields are checked where their flags are read).
   absl::Status ValidateVtlp() const;
+  // "--bandlimit-prob (2) must be in [0, 1]", ...: the band-limit fields, for a
+  // model at sample_rate_hz (the corners must lie below its Nyquist frequency).
+  absl::Status ValidateBandlimit(double sample_rate_hz) const;
 };
 
 // One training example before features: a window of samples and its label
@@ -146,6 +158,31 @@ void VtlpWarp(const dsp::MelOptions& mel, size_t frames, double alpha, double bo
 // window is left alone). Draws the same numbers from rng for the same seed.
 double RandomVtlp(const AugmentOptions& options, const dsp::MelOptions& mel, size_t frames,
                   std::mt19937_64& rng, std::span<float> features);
+
+// One second-order section, normalised so a0 = 1:
+//   y[n] = b0 x[n] + b1 x[n-1] + b2 x[n-2] - a1 y[n-1] - a2 y[n-2].
+struct Biquad {
+  double b0 = 1, b1 = 0, b2 = 0, a1 = 0, a2 = 0;
+};
+
+// A 4th-order Butterworth low-pass with its -3 dB corner at corner_hz, as two
+// RBJ cookbook low-pass sections at the same corner with Q = 1 / (2 cos(pi/8))
+// and 1 / (2 cos(3 pi/8)) (the poles of the 4th-order Butterworth prototype).
+// The cookbook's bilinear transform is prewarped at the corner, so the cascade's
+// magnitude is |H(f)| = 1 / sqrt(1 + (tan(pi f / rate) / tan(pi corner / rate))^8).
+// Requires 0 < corner_hz < rate / 2.
+std::array<Biquad, 2> ButterworthLowpass4(double corner_hz, double rate_hz);
+
+// Filters s in place through ButterworthLowpass4 (zero initial state, double
+// precision inside).
+void BandLimit(std::span<float> s, double corner_hz, double rate_hz);
+
+// With probability options.bandlimit_prob, draws a corner uniformly in
+// [bandlimit_min_hz, bandlimit_max_hz] from rng and applies BandLimit; returns
+// the corner used, or 0 when s is left alone. With bandlimit_prob 0 it draws
+// nothing from rng, so the rest of a seeded recipe is unchanged.
+double RandomBandLimit(const AugmentOptions& options, double rate_hz, std::mt19937_64& rng,
+                       std::span<float> s);
 
 constexpr int kBackgroundLabel = 10;
 

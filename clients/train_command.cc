@@ -43,6 +43,12 @@ ABSL_FLAG(double, vtlp_min, 0.9, "train (digits): smallest VTLP warp factor");
 ABSL_FLAG(double, vtlp_max, 1.1, "train (digits): largest VTLP warp factor");
 ABSL_FLAG(double, shelf_prob, 0.0,
           "train (digits): probability of a random spectral tilt (high shelf +-15 dB, low shelf +-10 dB)");
+// A steep band limit (4th-order Butterworth low-pass) on the digit recordings:
+// a channel like one FSDD speaker's, whose recordings nearly stop at 1 kHz.
+ABSL_FLAG(double, bandlimit_prob, 0.0,
+          "train (digits): probability of a 4th-order Butterworth low-pass on a digit recording");
+ABSL_FLAG(double, bandlimit_min_hz, 800, "train (digits): lowest band-limit corner (Hz)");
+ABSL_FLAG(double, bandlimit_max_hz, 2500, "train (digits): highest band-limit corner (Hz)");
 
 namespace wavepool::cli {
 namespace {
@@ -122,7 +128,11 @@ absl::StatusOr<DigitTrainResult> TrainDigitModel(const CommonOptions& common,
   aug.vtlp_prob = absl::GetFlag(FLAGS_vtlp_prob);
   aug.vtlp_min = absl::GetFlag(FLAGS_vtlp_min);
   aug.vtlp_max = absl::GetFlag(FLAGS_vtlp_max);
+  aug.bandlimit_prob = absl::GetFlag(FLAGS_bandlimit_prob);
+  aug.bandlimit_min_hz = absl::GetFlag(FLAGS_bandlimit_min_hz);
+  aug.bandlimit_max_hz = absl::GetFlag(FLAGS_bandlimit_max_hz);
   if (auto s = aug.ValidateVtlp(); !s.ok()) return s;
+  if (auto s = aug.ValidateBandlimit(data.sample_rate_hz); !s.ok()) return s;
   if (!(aug.speed_min > 0 && aug.speed_min <= aug.speed_max && aug.speed_max < 4)) {
     return absl::InvalidArgumentError(
         "--speed-min and --speed-max must satisfy 0 < min <= max < 4");
