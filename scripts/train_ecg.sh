@@ -3,15 +3,18 @@
 # folds inside DS1 (no record's beats on both sides) whose pooled held-out
 # predictions are the reported figures. Reports go to docs/results/ecg/.
 # Usage: scripts/train_ecg.sh [DATA_DIR] [EPOCHS] [SPEC] [VERSION]
-# v1 (specs/ecg-beats.json) and v2 (specs/ecg-beats-v2.json, the template
-# channel) were both made by this script: scripts/train_ecg.sh
-# ../shared/data/mitdb-ds1 15 specs/ecg-beats-v2.json 2 (reports *_v2.txt).
+# v1 (specs/ecg-beats.json), v2 (specs/ecg-beats-v2.json, the template
+# channel) and v3 (specs/ecg-beats-v3.json, no raw lead) were made by this
+# script, e.g. scripts/train_ecg.sh ../shared/data/mitdb-ds1 15
+# specs/ecg-beats-v3.json 3 (reports *_v3.txt). v4's folds were run with the
+# same commands from specs/experiments/ecg-beats-v3-log-rr.json (the same
+# spec but for its version number; docs/ecg.md), its model by the last step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/mitdb-ds1}
 EPOCHS=${2:-15}
-SPEC=${3:-specs/ecg-beats-v2.json}
-VERSION=${4:-2}
+SPEC=${3:-specs/ecg-beats-v4.json}
+VERSION=${4:-4}
 CLI=./build/clients/wavepool
 OUT=docs/results/ecg
 mkdir -p "$OUT" "build/ecg-folds-v$VERSION"

@@ -24,10 +24,10 @@
 namespace wavepool::server {
 namespace {
 
-// The version served by default: digits 2, ecg-beats 3 (the one without the
-// raw lead, whose bounds skip it).
+// The version served by default: digits 2, ecg-beats 4 (without the raw
+// lead, whose bounds skip it; log-ratio RR channels).
 std::shared_ptr<const LoadedModel> Load(const std::string& name) {
-  const int version = name == "ecg-beats" ? 3 : 2;
+  const int version = name == "ecg-beats" ? 4 : 2;
   auto m = ModelRepository::LoadVersion(
       absl::StrCat(WP_SOURCE_DIR, "/models/", name, "/", version), name, version);
   EXPECT_TRUE(m.ok()) << m.status();
