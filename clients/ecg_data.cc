@@ -42,18 +42,6 @@ absl::StatusOr<std::vector<std::string>> ParseRecordSplit(const std::string& spl
   return r;
 }
 
-dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec) {
-  dsp::BeatWindowOptions o;
-  o.sample_rate_hz = spec.sample_rate_hz();
-  o.before_s = spec.beat_windowing().before_s();
-  o.after_s = spec.beat_windowing().after_s();
-  o.rr_context = spec.beat_windowing().rr_context();
-  o.template_context = spec.beat_windowing().template_context();
-  o.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
-  o.lead_channel = !spec.beat_windowing().omit_lead();
-  return o;
-}
-
 absl::StatusOr<RecordBeats> LoadRecordBeats(const std::string& dir, const std::string& record,
                                             const dsp::BeatWindowOptions& options) {
   const std::string base = dir + "/" + record;

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "dsp/beat_windows.h"
+#include "nn/front_end.h"
 #include "wavepool/v1/model_spec.pb.h"
 
 namespace wavepool::cli {
@@ -29,8 +30,9 @@ struct RecordBeats {
   size_t beats() const { return label.size(); }
 };
 
-// The beat windowing a BEAT_WINDOWS model's spec asks for.
-dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec);
+// The beat windowing a BEAT_WINDOWS model's spec asks for (the server builds
+// its windows through the same function).
+using nn::BeatOptionsFromSpec;
 
 // The records named in `dir` (every *.hea when `records` is empty).
 absl::StatusOr<std::vector<std::string>> ListRecords(const std::string& dir);

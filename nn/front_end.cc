@@ -41,4 +41,17 @@ absl::StatusOr<dsp::FeatureWindowOptions> FeatureOptionsFromSpec(const v1::Model
   return o;
 }
 
+dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec) {
+  const v1::BeatWindowSpec& b = spec.beat_windowing();
+  dsp::BeatWindowOptions o;
+  o.sample_rate_hz = spec.sample_rate_hz();
+  o.before_s = b.before_s();
+  o.after_s = b.after_s();
+  o.rr_context = b.rr_context();
+  o.template_context = b.template_context();
+  o.rr_log_ratios = b.rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
+  o.lead_channel = !b.omit_lead();
+  return o;
+}
+
 }  // namespace wavepool::nn

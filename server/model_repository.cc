@@ -61,13 +61,7 @@ absl::StatusOr<std::shared_ptr<LoadedModel>> ModelRepository::LoadVersion(
   size_t front_end_values = 0;
   if (spec.kind() == v1::BEAT_WINDOWS) {
     loaded->beat_windows = true;
-    loaded->beats.sample_rate_hz = spec.sample_rate_hz();
-    loaded->beats.before_s = spec.beat_windowing().before_s();
-    loaded->beats.after_s = spec.beat_windowing().after_s();
-    loaded->beats.rr_context = spec.beat_windowing().rr_context();
-    loaded->beats.template_context = spec.beat_windowing().template_context();
-    loaded->beats.rr_log_ratios = spec.beat_windowing().rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
-    loaded->beats.lead_channel = !spec.beat_windowing().omit_lead();
+    loaded->beats = nn::BeatOptionsFromSpec(spec);
     RETURN_IF_ERROR(loaded->beats.Validate());
     front_end_values = loaded->beats.window_values();
   } else {
