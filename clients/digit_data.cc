@@ -190,16 +190,7 @@ void Shelf(std::vector<float>& s, bool high, double gain_db, double corner_hz, d
   const double a0 = (A + 1) - sg * (A - 1) * c + r;
   const double a1 = sg * 2 * ((A - 1) - sg * (A + 1) * c);
   const double a2 = (A + 1) - sg * (A - 1) * c - r;
-  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
-  for (float& v : s) {
-    const double x = v;
-    const double y = (b0 * x + b1 * x1 + b2 * x2 - a1 * y1 - a2 * y2) / a0;
-    x2 = x1;
-    x1 = x;
-    y2 = y1;
-    y1 = y;
-    v = static_cast<float>(y);
-  }
+  ApplyBiquad(Biquad{b0 / a0, b1 / a0, b2 / a0, a1 / a0, a2 / a0}, s);
 }
 
 }  // namespace
@@ -423,19 +414,21 @@ std::array<Biquad, 2> ButterworthLowpass4(double corner_hz, double rate_hz) {
   return out;
 }
 
-void BandLimit(std::span<float> s, double corner_hz, double rate_hz) {
-  for (const Biquad& q : ButterworthLowpass4(corner_hz, rate_hz)) {
-    double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
-    for (float& v : s) {
-      const double x = v;
-      const double y = q.b0 * x + q.b1 * x1 + q.b2 * x2 - q.a1 * y1 - q.a2 * y2;
-      x2 = x1;
-      x1 = x;
-      y2 = y1;
-      y1 = y;
-      v = static_cast<float>(y);
-    }
+void ApplyBiquad(const Biquad& q, std::span<float> s) {
+  double x1 = 0, x2 = 0, y1 = 0, y2 = 0;
+  for (float& v : s) {
+    const double x = v;
+    const double y = q.b0 * x + q.b1 * x1 + q.b2 * x2 - q.a1 * y1 - q.a2 * y2;
+    x2 = x1;
+    x1 = x;
+    y2 = y1;
+    y1 = y;
+    v = static_cast<float>(y);
   }
+}
+
+void BandLimit(std::span<float> s, double corner_hz, double rate_hz) {
+  for (const Biquad& q : ButterworthLowpass4(corner_hz, rate_hz)) ApplyBiquad(q, s);
 }
 
 double RandomBandLimit(const AugmentOptions& options, double rate_hz, std::mt19937_64& rng,

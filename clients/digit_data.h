@@ -164,6 +164,8 @@ double RandomVtlp(const AugmentOptions& options, const dsp::MelOptions& mel, siz
 struct Biquad {
   double b0 = 1, b1 = 0, b2 = 0, a1 = 0, a2 = 0;
 };
+// Runs one section (direct form I, double state from rest) over s in place.
+void ApplyBiquad(const Biquad& q, std::span<float> s);
 
 // A 4th-order Butterworth low-pass with its -3 dB corner at corner_hz, as two
 // RBJ cookbook low-pass sections at the same corner with Q = 1 / (2 cos(pi/8))

@@ -22,6 +22,15 @@ struct Emitted {
   float rr[4] = {};  // the four RR channels' value (constant over the window)
 };
 
+// Streams mv through bw in chunks of `chunk` samples, then finishes.
+void StreamAll(StreamingBeatWindows& bw, const std::vector<float>& mv, size_t chunk,
+               StreamingBeatWindows::BeatFn keep) {
+  for (size_t i = 0; i < mv.size(); i += chunk) {
+    bw.Push(std::span(mv).subspan(i, std::min(chunk, mv.size() - i)), keep);
+  }
+  bw.Finish(keep);
+}
+
 std::vector<Emitted> RunBeats(bool log_ratios, const std::vector<float>& mv, double rate) {
   BeatWindowOptions o;
   o.sample_rate_hz = rate;
@@ -44,10 +53,7 @@ std::vector<Emitted> RunBeats(bool log_ratios, const std::vector<float>& mv, dou
     }
     out.push_back(e);
   };
-  for (size_t i = 0; i < mv.size(); i += 997) {
-    (*bw)->Push(std::span(mv).subspan(i, std::min<size_t>(997, mv.size() - i)), keep);
-  }
-  (*bw)->Finish(keep);
+  StreamAll(**bw, mv, 997, keep);
   return out;
 }
 
@@ -107,10 +113,7 @@ Windows RunWindows(bool lead_channel, const std::vector<float>& mv, double rate)
     out.lower.emplace_back(b.lower.begin(), b.lower.end());
     out.upper.emplace_back(b.upper.begin(), b.upper.end());
   };
-  for (size_t i = 0; i < mv.size(); i += 1499) {
-    (*bw)->Push(std::span(mv).subspan(i, std::min<size_t>(1499, mv.size() - i)), keep);
-  }
-  (*bw)->Finish(keep);
+  StreamAll(**bw, mv, 1499, keep);
   return out;
 }
 
