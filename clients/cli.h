@@ -28,6 +28,7 @@ int RunInitModel(const std::vector<std::string>& args);
 int RunTrain(const CommonOptions& common, const std::vector<std::string>& args);
 int RunEval(const CommonOptions& common, const std::vector<std::string>& args);
 int RunSweep(const CommonOptions& common, const std::vector<std::string>& args);
+int RunEnsemble(const CommonOptions& common, const std::vector<std::string>& args);
 int RunTrainEcg(const CommonOptions& common, v1::ModelSpec spec, const std::string& data_dir,
                 const std::string& out);
 int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& data_dir);

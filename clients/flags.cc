@@ -27,7 +27,7 @@ ABSL_FLAG(std::string, model_dir, "",
           "describe: read the spec from this model folder instead of asking the server");
 ABSL_FLAG(std::string, service, "", "health: service name (empty = the whole server)");
 ABSL_FLAG(std::string, spec, "", "init-model / train: the spec JSON to start from");
-ABSL_FLAG(std::string, out, "", "init-model / train: output model folder");
+ABSL_FLAG(std::string, out, "", "init-model / train / ensemble: output model folder");
 ABSL_FLAG(uint64_t, seed, 1, "init-model / train: random seed");
 ABSL_FLAG(std::string, data, "", "train / eval: the data folder (e.g. ../shared/data/fsdd)");
 ABSL_FLAG(std::string, split, "official",

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
       "  eval MODEL_DIR --data DIR [--split ...] [--confusion-svg FILE]\n"
       "       [--shift-consistency [--max-shift K] [--shift-step S]] [--tta-shifts 0,40,80 --tta-pool avg|max]\n"
       "       [--override pool1.blur=3,...]\n"
+      "  ensemble --out DIR MODEL_DIR...  merge same-spec models into one network (mean of logits)\n"
       "  sweep --spec S --data DIR --out DIR [--time-strides 1,2,3] [--freq-strides 1,2,3]\n"
       "        [--pool-kinds max,avg,conv,blur]   train a model per pooling choice, plot accuracy vs cost\n"
       "  bench --model NAME --streams N --duration-s S [--realtime] [--input FILE] [--json]\n"
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   if (command == "train") return wavepool::cli::RunTrain(common, args);
   if (command == "eval") return wavepool::cli::RunEval(common, args);
   if (command == "sweep") return wavepool::cli::RunSweep(common, args);
+  if (command == "ensemble") return wavepool::cli::RunEnsemble(common, args);
   if (command == "bench") return wavepool::cli::RunBench(common, args);
   if (command == "certify") return wavepool::cli::RunCertify(args);
   std::fprintf(stderr, "wavepool: unknown command \"%s\"\n%s\n", command.c_str(),

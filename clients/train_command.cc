@@ -23,6 +23,7 @@
 #include "clients/train_common.h"
 #include "dsp/log_mel.h"
 #include "nn/front_end.h"
+#include "nn/ensemble.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
 #include "nn/safetensors.h"
@@ -305,6 +306,37 @@ int RunEval(const CommonOptions& common, const std::vector<std::string>& args) {
     if (!r.ok()) return Fail(std::string(r.status().message()));
     std::printf("\n%s", FormatShiftEval(*shift_options, *r, "clips").c_str());
   }
+  return 0;
+}
+
+int RunEnsemble(const CommonOptions& common, const std::vector<std::string>& args) {
+  const std::string out = absl::GetFlag(FLAGS_out);
+  if (args.size() < 2 || out.empty()) {
+    return Fail("ensemble needs --out DIR and two or more model folders trained from one spec");
+  }
+  std::vector<nn::SpecAndWeights> members;
+  std::string seeds;
+  for (const std::string& dir : args) {
+    absl::StatusOr<v1::ModelSpec> spec = nn::ReadSpecFile(dir + "/spec.json");
+    if (!spec.ok()) return Fail(std::string(spec.status().message()));
+    absl::StatusOr<nn::Safetensors> st = nn::ReadSafetensors(dir + "/weights.safetensors");
+    if (!st.ok()) return Fail(std::string(st.status().message()));
+    absl::StrAppend(&seeds, seeds.empty() ? "" : ", ", dir, " (seed ", spec->provenance().seed(), ")");
+    members.push_back({*std::move(spec), std::move(st->tensors)});
+  }
+  absl::StatusOr<nn::SpecAndWeights> merged = nn::MergeEnsemble(members);
+  if (!merged.ok()) return Fail(absl::StrCat("cannot merge: ", merged.status().message()));
+  v1::Provenance* p = merged->spec.mutable_provenance();
+  StampProvenance(common, p);
+  p->set_notes(absl::StrCat("Ensemble of ", members.size(), " members merged into one network whose output is "
+                            "the mean of their logits (nn/ensemble.h): ", seeds, "."));
+  std::error_code ec;
+  std::filesystem::create_directories(out, ec);
+  if (ec) return Fail(absl::StrCat("cannot create ", out, ": ", ec.message()));
+  if (absl::Status s = SaveTrainedModel(out, merged->spec, merged->weights); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  std::printf("wrote %s: %zu members, mean of their logits\n", out.c_str(), members.size());
   return 0;
 }
 

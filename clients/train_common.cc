@@ -52,11 +52,15 @@ nn::TrainOptions TrainOptionsFromFlags(int epochs, int batch, size_t examples_pe
 void SetProvenance(const CommonOptions& common, const std::string& data, const std::string& split,
                    uint64_t seed, int epochs, v1::Provenance* p) {
   p->set_trained(true);
-  p->set_command(common.command_line);
   p->set_data(data);
   p->set_split(split);
   p->set_seed(seed);
   p->set_epochs(static_cast<uint32_t>(epochs));
+  StampProvenance(common, p);
+}
+
+void StampProvenance(const CommonOptions& common, v1::Provenance* p) {
+  p->set_command(common.command_line);
   p->set_git_revision(GitRevision());
   p->set_created_utc(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()));
 }

@@ -24,6 +24,8 @@ nn::TrainOptions TrainOptionsFromFlags(int epochs, int batch, size_t examples_pe
 // epochs, git revision and time (metrics are the caller's).
 void SetProvenance(const CommonOptions& common, const std::string& data, const std::string& split,
                    uint64_t seed, int epochs, v1::Provenance* p);
+// The command line, git revision and time of the command that made a model.
+void StampProvenance(const CommonOptions& common, v1::Provenance* p);
 
 // --override layer.field=value,... (pool kernel, stride, padding or blur), for
 // eval: what a pooling change does to a trained model's accuracy and shift
