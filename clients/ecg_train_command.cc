@@ -222,12 +222,14 @@ int RunEvalEcg(const std::vector<std::string>& model_dirs, const std::string& da
         }
       }
       const auto m = ConfusionMatrix(rec, 5);
-      report.push_back(absl::StrFormat("%-6s %6d beats  det Se %6.2f%% +P %6.2f%%  acc %6.2f%%  V %d/%d  S %d/%d",
+      report.push_back(absl::StrFormat("%-6s %6d beats  det Se %6.2f%% +P %6.2f%%  acc %6.2f%%  V %d/%d  S %d/%d"
+                                       "  N>S %d  N>V %d",
                                        r, rb->reference_beats,
                                        100.0 * rb->true_positives / std::max<int64_t>(1, rb->reference_beats),
                                        100.0 * rb->true_positives / std::max<int64_t>(1, rb->true_positives + rb->false_positives),
                                        100 * rec.Accuracy(), m[2][2], m[2][0] + m[2][1] + m[2][2] + m[2][3] + m[2][4],
-                                       m[1][1], m[1][0] + m[1][1] + m[1][2] + m[1][3] + m[1][4]));
+                                       m[1][1], m[1][0] + m[1][1] + m[1][2] + m[1][3] + m[1][4], m[0][1],
+                                       m[0][2]));
     }
     if (shifts_wanted) {
       auto r = EvalEcgShifts(**model, data_dir, *names, *shift_options);

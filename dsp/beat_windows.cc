@@ -12,6 +12,7 @@ constexpr size_t kPendingCapacity = 16;
 constexpr size_t kLongRr = 300;
 constexpr size_t kLocalRr = 10;
 constexpr size_t kAmpBeats = 16;
+constexpr size_t kIrregularPairs = 32;  // successive RR pairs for rr_irregularity
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 }  // namespace
 
@@ -37,6 +38,9 @@ absl::Status BeatWindowOptions::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat("beatWindowing: beforeS (", before_s,
                                                    ") and afterS (", after_s,
                                                    ") must be in (0, 1] seconds"));
+  }
+  if (rr_irregularity && !rr_context) {
+    return absl::InvalidArgumentError("beatWindowing: rrIrregularity needs rrContext (it is an RR channel)");
   }
   if (!lead_channel && !template_context) {
     return absl::InvalidArgumentError(
@@ -68,7 +72,7 @@ absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> StreamingBeatWindows::Crea
   for (Pending& p : b->pending_) p.window.assign(static_cast<size_t>(options.window_samples()), 0);
   b->rr_ring_.assign(kLongRr, 0.0);
   b->amp_ring_.assign(kAmpBeats, 0.0f);
-  b->scratch_.reserve(kAmpBeats);
+  b->scratch_.reserve(std::max(kAmpBeats, kIrregularPairs));
   b->window_.assign(options.internal_values(), 0.0f);
   b->template_ring_.assign(kAmpBeats * static_cast<size_t>(options.window_samples()), 0.0f);
   return b;
@@ -177,7 +181,26 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
     if (local_mean <= 0) local_mean = long_mean;
     const double prev = beat.rr_prev_s > 0 ? beat.rr_prev_s : local_mean;
     const double next = beat.rr_next_s > 0 ? beat.rr_next_s : local_mean;
-    float values[4];
+    float values[5];
+    if (options_.rr_irregularity) {
+      // |log(RR_i / RR_{i-1})| over the last kIrregularPairs pairs in the ring.
+      const size_t pairs = std::min(n_long, kIrregularPairs + 1) - (n_long > 0 ? 1 : 0);
+      scratch_.clear();
+      for (size_t i = 0; i < pairs; ++i) {
+        const double later = rr_ring_[(rr_count_ - 1 - i) % kLongRr];
+        const double earlier = rr_ring_[(rr_count_ - 2 - i) % kLongRr];
+        scratch_.push_back(static_cast<float>(std::abs(std::log(later / earlier))));
+      }
+      float median = 0.03f;
+      if (pairs >= 4) {
+        std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(pairs / 2), scratch_.end());
+        median = scratch_[pairs / 2];
+        if (pairs % 2 == 0) {  // the mean of the two middle values, as numpy's median
+          median = 0.5f * (median + *std::max_element(scratch_.begin(), scratch_.begin() + static_cast<long>(pairs / 2)));
+        }
+      }
+      values[4] = std::log(0.01f + median);
+    }
     if (options_.rr_log_ratios) {
       values[0] = static_cast<float>(std::log(prev / local_mean));
       values[1] = static_cast<float>(std::log(next / local_mean));
@@ -189,7 +212,7 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
       values[2] = static_cast<float>(local_mean / long_mean);
       values[3] = static_cast<float>(long_mean);
     }
-    for (int c = 0; c < 4; ++c) {
+    for (int c = 0; c < (options_.rr_irregularity ? 5 : 4); ++c) {
       std::fill(window_.begin() + (channel + c) * len, window_.begin() + (channel + c + 1) * len,
                 values[c]);
     }

@@ -27,12 +27,16 @@ struct BeatWindowOptions {
   // The RR channels as log ratios (prev/local, next/local, next/prev,
   // local/long) instead of RRs over the long-term mean plus that mean.
   bool rr_log_ratios = false;
+  // A fifth RR channel (needs rr_context): log(0.01 + median |log(RR_i /
+  // RR_{i-1})| over the last 32 successive pairs up to the previous RR), the
+  // rhythm's irregularity (BeatWindowSpec.rr_irregularity).
+  bool rr_irregularity = false;
 
   int64_t before_samples() const;
   int64_t after_samples() const;
   int64_t window_samples() const { return before_samples() + after_samples(); }
   int channels() const {
-    return (lead_channel ? 1 : 0) + (template_context ? 1 : 0) + (rr_context ? 4 : 0);
+    return (lead_channel ? 1 : 0) + (template_context ? 1 : 0) + (rr_context ? (rr_irregularity ? 5 : 4) : 0);
   }
   // Values per window: channels() * window_samples(), channel-major.
   size_t window_values() const;

@@ -210,18 +210,18 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
       spec.version(), rate, d.window_ms(), d.hop_ms());
   const bool beats = spec.kind() == ::wavepool::v1::BEAT_WINDOWS;
   if (beats) {
+    const auto& b = spec.beat_windowing();
+    std::string channels = b.omit_lead() ? " as the beat minus the stream's template (no raw lead)"
+                           : b.template_context() ? ", a beat-minus-template channel"
+                                                  : "";
+    if (b.rr_context()) {
+      absl::StrAppend(&channels, b.omit_lead() || b.template_context() ? " and " : ", plus ",
+                      b.rr_irregularity() ? "5 RR-context channels (one the rhythm's irregularity)"
+                                          : "4 RR-context channels");
+    }
     absl::StrAppendFormat(&s, "front end: ECG lead filtered (docs/ecg.md), %.0f ms before to %.0f ms "
                           "after each detected R peak%s\n",
-                          spec.beat_windowing().before_s() * 1000, spec.beat_windowing().after_s() * 1000,
-                          spec.beat_windowing().omit_lead()
-                              ? (spec.beat_windowing().rr_context()
-                                     ? " as the beat minus the stream's template (no raw lead) and 4 RR-context channels"
-                                     : " as the beat minus the stream's template (no raw lead)")
-                          : spec.beat_windowing().template_context()
-                              ? (spec.beat_windowing().rr_context()
-                                     ? ", a beat-minus-template channel and 4 RR-context channels"
-                                     : ", a beat-minus-template channel")
-                              : (spec.beat_windowing().rr_context() ? ", plus 4 RR-context channels" : ""));
+                          b.before_s() * 1000, b.after_s() * 1000, channels);
   } else {
     absl::StrAppendFormat(&s, "front end: frames of %.1f ms every %.1f ms, %u mel bands %g-%g Hz, %s\n",
                           fe.stft().frame_length() / rate * 1000, fe.stft().frame_hop() / rate * 1000,

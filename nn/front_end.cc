@@ -51,6 +51,7 @@ dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec) {
   o.template_context = b.template_context();
   o.rr_log_ratios = b.rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
   o.lead_channel = !b.omit_lead();
+  o.rr_irregularity = b.rr_irregularity();
   return o;
 }
 

@@ -54,6 +54,9 @@ absl::Status ValidateFrontEnd(const ModelSpec& spec) {
       return Invalid(absl::StrCat("beat_windowing.before_s (", b.before_s(), ") and after_s (",
                                   b.after_s(), ") must be in (0, 1] seconds"));
     }
+    if (b.rr_irregularity() && !b.rr_context()) {
+      return Invalid("beat_windowing.rr_irregularity needs rr_context: it is one of the RR channels");
+    }
     if (b.omit_lead() && !b.template_context()) {
       return Invalid("beat_windowing.omit_lead needs template_context: without either the "
                      "network sees no waveform");
@@ -293,7 +296,9 @@ absl::StatusOr<Shape> InputShape(const ModelSpec& spec) {
                                          std::llround(spec.beat_windowing().after_s() * rate));
     const uint32_t channels = (spec.beat_windowing().omit_lead() ? 0u : 1u) +
                               (spec.beat_windowing().template_context() ? 1u : 0u) +
-                              (spec.beat_windowing().rr_context() ? 4u : 0u);
+                              (spec.beat_windowing().rr_context()
+                                   ? (spec.beat_windowing().rr_irregularity() ? 5u : 4u)
+                                   : 0u);
     return Shape{channels, 1, w};
   }
   const auto& stft = spec.front_end().stft();

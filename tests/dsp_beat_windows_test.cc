@@ -94,6 +94,68 @@ TEST(BeatWindows, RrChannelsMatchIntervalsBetweenTheEmittedPeaks) {
   }
 }
 
+// The irregularity channel against a median computed here from the emitted R
+// peaks: |log(RR_i / RR_{i-1})| over the last 32 pairs up to the beat's
+// previous RR, sorted, the middle value (mean of the two for an even count).
+TEST(BeatWindows, IrregularityChannelIsTheMedianSuccessiveRrChange) {
+  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/208.hea");
+  ASSERT_TRUE(rec.ok()) << rec.status();
+  const double rate = rec->header.sampling_frequency;
+  const std::vector<float> mv = rec->Physical(rec->SignalNamed("MLII"));
+  BeatWindowOptions o;
+  o.sample_rate_hz = rate;
+  o.rr_context = true;
+  o.template_context = true;
+  o.lead_channel = false;
+  o.rr_log_ratios = true;
+  BeatWindowOptions plain = o;
+  o.rr_irregularity = true;
+  ASSERT_EQ(o.channels(), plain.channels() + 1);
+  const size_t len = static_cast<size_t>(o.window_samples());
+  std::vector<std::vector<float>> with, without;
+  std::vector<int64_t> peaks;
+  for (auto [opts, out] : {std::pair{o, &with}, std::pair{plain, &without}}) {
+    auto bw = StreamingBeatWindows::Create(opts);
+    ASSERT_TRUE(bw.ok()) << bw.status();
+    StreamAll(**bw, mv, 613, [&, out = out](const Beat& b) {
+      out->emplace_back(b.features.begin(), b.features.end());
+      if (out == &with) peaks.push_back(b.r_sample);
+    });
+  }
+  ASSERT_GT(peaks.size(), 40u);  // more than 32 pairs: the window slides
+  ASSERT_EQ(with.size(), without.size());
+  std::vector<double> rrs;  // previous RR of every beat after the first, seconds
+  size_t checked_full = 0;
+  for (size_t i = 0; i < with.size(); ++i) {
+    // The first channels are exactly the five-channel layout's.
+    ASSERT_EQ(with[i].size(), without[i].size() + len);
+    EXPECT_TRUE(std::equal(without[i].begin(), without[i].end(), with[i].begin())) << "beat " << i;
+    if (i > 0) rrs.push_back(static_cast<double>(peaks[i] - peaks[i - 1]) / rate);
+    std::vector<double> changes;
+    for (size_t j = rrs.size(); j >= 2 && changes.size() < 32; --j) {
+      changes.push_back(std::abs(std::log(rrs[j - 1] / rrs[j - 2])));
+    }
+    double median = 0.03;
+    if (changes.size() >= 4) {
+      std::sort(changes.begin(), changes.end());
+      const size_t m = changes.size() / 2;
+      median = changes.size() % 2 ? changes[m] : 0.5 * (changes[m - 1] + changes[m]);
+    }
+    checked_full += changes.size() == 32;
+    const float* channel = with[i].data() + without[i].size();
+    EXPECT_NEAR(channel[0], std::log(0.01 + median), 1e-5) << "beat " << i;
+    for (size_t k = 1; k < len; ++k) ASSERT_EQ(channel[k], channel[0]) << "not constant";
+  }
+  EXPECT_GT(checked_full, 5u);
+}
+
+TEST(BeatWindows, IrregularityNeedsTheRrContext) {
+  BeatWindowOptions o;
+  o.rr_context = false;
+  o.rr_irregularity = true;
+  EXPECT_FALSE(StreamingBeatWindows::Create(o).ok());
+}
+
 struct Windows {
   std::vector<std::vector<float>> features, lower, upper;
 };
