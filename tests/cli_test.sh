@@ -117,6 +117,20 @@ if "$CLI" certify "$SRC/models/digits/2" --data "$SRC/tests/data/fsdd" --epsilon
 fi
 grep -q "not a finite number > 0" "$WORK/cert.err" || fail "certify epsilon message"
 
+# ensemble: a model merged with itself is that model (same classes on every
+# beat of the committed records); members from different specs are refused.
+"$CLI" ensemble --out "$WORK/ens" "$SRC/models/ecg-beats/4" "$SRC/models/ecg-beats/4" >/dev/null \
+  || fail "ensemble of a model with itself"
+grep -q '"outChannels": 32,' "$WORK/ens/spec.json" || fail "ensemble: conv1 not widened to 2 x 16"
+"$CLI" eval "$SRC/models/ecg-beats/4" --data "$SRC/tests/data/mitdb" --split all >"$WORK/eval_one.txt" \
+  || fail "eval ecg-beats/4"
+"$CLI" eval "$WORK/ens" --data "$SRC/tests/data/mitdb" --split all >"$WORK/eval_ens.txt" || fail "eval ensemble"
+diff "$WORK/eval_one.txt" "$WORK/eval_ens.txt" || fail "an ensemble of one model twice differs from it"
+if "$CLI" ensemble --out "$WORK/ens2" "$SRC/models/ecg-beats/4" "$SRC/models/ecg-beats/3" 2>"$WORK/ens.err"; then
+  fail "members from different specs accepted"
+fi
+grep -q "another spec" "$WORK/ens.err" || { cat "$WORK/ens.err"; fail "ensemble error message"; }
+
 # SIGTERM: drains and exits 0.
 kill -TERM "$PID"
 wait "$PID" || fail "server exit code $? after SIGTERM"
