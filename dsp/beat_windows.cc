@@ -12,7 +12,7 @@ constexpr size_t kPendingCapacity = 16;
 constexpr size_t kLongRr = 300;
 constexpr size_t kLocalRr = 10;
 constexpr size_t kAmpBeats = 16;
-constexpr size_t kIrregularPairs = 32;  // successive RR pairs for rr_irregularity
+constexpr size_t kIrregularPairs = 32;  // RRs whose change enters rr_irregularity's median
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 }  // namespace
 
@@ -183,20 +183,24 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
     const double next = beat.rr_next_s > 0 ? beat.rr_next_s : local_mean;
     float values[5];
     if (options_.rr_irregularity) {
-      // |log(RR_i / RR_{i-1})| over the last kIrregularPairs pairs in the ring.
-      const size_t pairs = std::min(n_long, kIrregularPairs + 1) - (n_long > 0 ? 1 : 0);
+      // For each of the last kIrregularPairs RRs that has three before it:
+      // min over lag 1..3 of |log(RR_m / RR_{m-lag})|, then their median.
+      const size_t usable = n_long > 3 ? std::min(n_long - 3, kIrregularPairs) : 0;
       scratch_.clear();
-      for (size_t i = 0; i < pairs; ++i) {
+      for (size_t i = 0; i < usable; ++i) {
         const double later = rr_ring_[(rr_count_ - 1 - i) % kLongRr];
-        const double earlier = rr_ring_[(rr_count_ - 2 - i) % kLongRr];
-        scratch_.push_back(static_cast<float>(std::abs(std::log(later / earlier))));
+        double change = std::numeric_limits<double>::infinity();
+        for (size_t lag = 1; lag <= 3; ++lag) {
+          change = std::min(change, std::abs(std::log(later / rr_ring_[(rr_count_ - 1 - i - lag) % kLongRr])));
+        }
+        scratch_.push_back(static_cast<float>(change));
       }
       float median = 0.03f;
-      if (pairs >= 4) {
-        std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(pairs / 2), scratch_.end());
-        median = scratch_[pairs / 2];
-        if (pairs % 2 == 0) {  // the mean of the two middle values, as numpy's median
-          median = 0.5f * (median + *std::max_element(scratch_.begin(), scratch_.begin() + static_cast<long>(pairs / 2)));
+      if (usable >= 4) {
+        std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(usable / 2), scratch_.end());
+        median = scratch_[usable / 2];
+        if (usable % 2 == 0) {  // the mean of the two middle values, as numpy's median
+          median = 0.5f * (median + *std::max_element(scratch_.begin(), scratch_.begin() + static_cast<long>(usable / 2)));
         }
       }
       values[4] = std::log(0.01f + median);

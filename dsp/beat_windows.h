@@ -27,9 +27,9 @@ struct BeatWindowOptions {
   // The RR channels as log ratios (prev/local, next/local, next/prev,
   // local/long) instead of RRs over the long-term mean plus that mean.
   bool rr_log_ratios = false;
-  // A fifth RR channel (needs rr_context): log(0.01 + median |log(RR_i /
-  // RR_{i-1})| over the last 32 successive pairs up to the previous RR), the
-  // rhythm's irregularity (BeatWindowSpec.rr_irregularity).
+  // A fifth RR channel (needs rr_context): log(0.01 + median over the last
+  // 32 RRs of min over lag 1..3 of |log(RR_i / RR_{i-lag})|), the rhythm's
+  // irregularity (BeatWindowSpec.rr_irregularity).
   bool rr_irregularity = false;
 
   int64_t before_samples() const;

@@ -95,8 +95,9 @@ TEST(BeatWindows, RrChannelsMatchIntervalsBetweenTheEmittedPeaks) {
 }
 
 // The irregularity channel against a median computed here from the emitted R
-// peaks: |log(RR_i / RR_{i-1})| over the last 32 pairs up to the beat's
-// previous RR, sorted, the middle value (mean of the two for an even count).
+// peaks: for each of the last 32 RRs up to the beat's previous RR that has
+// three RRs before it, the smallest |log(RR_i / RR_{i-lag})| over lags 1..3;
+// sorted, the middle value (mean of the two for an even count).
 TEST(BeatWindows, IrregularityChannelIsTheMedianSuccessiveRrChange) {
   auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/208.hea");
   ASSERT_TRUE(rec.ok()) << rec.status();
@@ -122,7 +123,7 @@ TEST(BeatWindows, IrregularityChannelIsTheMedianSuccessiveRrChange) {
       if (out == &with) peaks.push_back(b.r_sample);
     });
   }
-  ASSERT_GT(peaks.size(), 40u);  // more than 32 pairs: the window slides
+  ASSERT_GT(peaks.size(), 45u);  // more than 32 + 3 RRs: the window slides
   ASSERT_EQ(with.size(), without.size());
   std::vector<double> rrs;  // previous RR of every beat after the first, seconds
   size_t checked_full = 0;
@@ -132,8 +133,11 @@ TEST(BeatWindows, IrregularityChannelIsTheMedianSuccessiveRrChange) {
     EXPECT_TRUE(std::equal(without[i].begin(), without[i].end(), with[i].begin())) << "beat " << i;
     if (i > 0) rrs.push_back(static_cast<double>(peaks[i] - peaks[i - 1]) / rate);
     std::vector<double> changes;
-    for (size_t j = rrs.size(); j >= 2 && changes.size() < 32; --j) {
-      changes.push_back(std::abs(std::log(rrs[j - 1] / rrs[j - 2])));
+    for (size_t j = rrs.size(); j >= 4 && changes.size() < 32; --j) {
+      double change = std::abs(std::log(rrs[j - 1] / rrs[j - 2]));
+      change = std::min(change, std::abs(std::log(rrs[j - 1] / rrs[j - 3])));
+      change = std::min(change, std::abs(std::log(rrs[j - 1] / rrs[j - 4])));
+      changes.push_back(change);
     }
     double median = 0.03;
     if (changes.size() >= 4) {
