@@ -12,6 +12,7 @@ constexpr size_t kPendingCapacity = 16;
 constexpr size_t kLongRr = 300;
 constexpr size_t kLocalRr = 10;
 constexpr size_t kAmpBeats = 16;
+constexpr double kAlignGain = 0.25;     // a shift must quarter the QRS mismatch
 constexpr size_t kIrregularPairs = 32;  // RRs whose change enters rr_irregularity's median
 constexpr float kInfF = std::numeric_limits<float>::infinity();
 }  // namespace
@@ -21,6 +22,9 @@ int64_t BeatWindowOptions::before_samples() const {
 }
 int64_t BeatWindowOptions::after_samples() const {
   return static_cast<int64_t>(std::llround(after_s * sample_rate_hz));
+}
+int64_t BeatWindowOptions::align_samples() const {
+  return static_cast<int64_t>(std::llround(align_s * sample_rate_hz));
 }
 size_t BeatWindowOptions::window_values() const {
   return static_cast<size_t>(channels()) * static_cast<size_t>(window_samples());
@@ -41,6 +45,12 @@ absl::Status BeatWindowOptions::Validate() const {
   }
   if (rr_irregularity && !rr_context) {
     return absl::InvalidArgumentError("beatWindowing: rrIrregularity needs rrContext (it is an RR channel)");
+  }
+  if (!(align_s >= 0 && align_s <= 0.1)) {
+    return absl::InvalidArgumentError(absl::StrCat("beatWindowing: alignS (", align_s, ") must be in [0, 0.1] s"));
+  }
+  if (align_s > 0 && !template_context) {
+    return absl::InvalidArgumentError("beatWindowing: alignS needs templateContext (the beat is aligned to it)");
   }
   if (!lead_channel && !template_context) {
     return absl::InvalidArgumentError(
@@ -64,12 +74,15 @@ absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> StreamingBeatWindows::Crea
   b->filter_ = *std::move(filter);
   // The ring must reach back to r - before for a peak reported as late as the
   // detector allows, while the filtered signal may run ahead of the detector.
-  const int64_t reach = options.before_samples() + options.after_samples() +
+  const int64_t reach = options.before_samples() + options.after_samples() + 2 * options.align_samples() +
                         b->detector_->delay_samples() + b->filter_->delay_samples() +
                         static_cast<int64_t>(options.sample_rate_hz);
   b->ring_.assign(static_cast<size_t>(reach), 0.0f);
   b->pending_.resize(kPendingCapacity);
-  for (Pending& p : b->pending_) p.window.assign(static_cast<size_t>(options.window_samples()), 0);
+  for (Pending& p : b->pending_) {
+    p.window.assign(static_cast<size_t>(options.window_samples() + 2 * options.align_samples()), 0);
+  }
+  b->template_.assign(static_cast<size_t>(options.window_samples()), 0.0f);
   b->rr_ring_.assign(kLongRr, 0.0);
   b->amp_ring_.assign(kAmpBeats, 0.0f);
   b->scratch_.reserve(std::max(kAmpBeats, kIrregularPairs));
@@ -80,7 +93,7 @@ absl::StatusOr<std::unique_ptr<StreamingBeatWindows>> StreamingBeatWindows::Crea
 
 int64_t StreamingBeatWindows::ready_delay_samples() const {
   return std::max(detector_->delay_samples(),
-                  filter_->delay_samples() + options_.after_samples());
+                  filter_->delay_samples() + options_.after_samples() + options_.align_samples());
 }
 
 void StreamingBeatWindows::OnPeak(int64_t r) {
@@ -104,7 +117,8 @@ void StreamingBeatWindows::OnFiltered(std::span<const float> filtered) {
 }
 
 void StreamingBeatWindows::Snapshot(bool finishing) {
-  const int64_t before = options_.before_samples(), len = options_.window_samples();
+  const int64_t align = options_.align_samples();
+  const int64_t before = options_.before_samples() + align, len = options_.window_samples() + 2 * align;
   const int64_t cap = static_cast<int64_t>(ring_.size());
   for (size_t i = 0; i < pending_size_; ++i) {
     Pending& p = pending_[(pending_head_ + i) % kPendingCapacity];
@@ -136,8 +150,8 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
     ++rr_count_;
   }
   // Amplitude scale: median |filtered at R| over this beat and up to 15 before.
-  const int64_t before = options_.before_samples();
-  amp_ring_[amp_count_ % kAmpBeats] = std::abs(p.window[static_cast<size_t>(before)]);
+  const int64_t before = options_.before_samples(), align = options_.align_samples();
+  amp_ring_[amp_count_ % kAmpBeats] = std::abs(p.window[static_cast<size_t>(before + align)]);
   ++amp_count_;
   scratch_.assign(amp_ring_.begin(), amp_ring_.begin() + static_cast<long>(std::min(amp_count_, kAmpBeats)));
   std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(scratch_.size() / 2),
@@ -145,22 +159,48 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
   float scale = scratch_[scratch_.size() / 2];
   if (!(scale > 1e-3f)) scale = 1.0f;  // a flat lead: keep millivolts
   const int64_t len = options_.window_samples();
-  for (int64_t k = 0; k < len; ++k) window_[static_cast<size_t>(k)] = p.window[static_cast<size_t>(k)] / scale;
-  int channel = 1;
-  if (options_.template_context) {
-    // Beat minus the per-sample median of the previous (up to) 16 beats' scaled
-    // windows; 0 for the first beat. Then this beat joins the ring.
-    float* dev = window_.data() + len;
-    const size_t have = std::min(template_count_, kAmpBeats);
+  const size_t have = std::min(template_count_, kAmpBeats);
+  if (options_.template_context && have > 0) {
+    // The template: per-sample median of the previous (up to) 16 beats' windows.
     for (int64_t k = 0; k < len; ++k) {
-      if (have == 0) {
-        dev[k] = 0.0f;
-        continue;
-      }
       scratch_.clear();
       for (size_t j = 0; j < have; ++j) scratch_.push_back(template_ring_[j * static_cast<size_t>(len) + static_cast<size_t>(k)]);
       std::nth_element(scratch_.begin(), scratch_.begin() + static_cast<long>(have / 2), scratch_.end());
-      dev[k] = window_[static_cast<size_t>(k)] - scratch_[have / 2];
+      template_[static_cast<size_t>(k)] = scratch_[have / 2];
+    }
+  }
+  // Alignment: the shift in [-align, align] whose QRS best matches the
+  // template, trying 0, -1, +1, -2, ... so the smallest wins a tie.
+  int64_t shift = 0;
+  if (align > 0 && have > 0) {
+    const int64_t q0 = std::max<int64_t>(0, before - std::llround(0.06 * options_.sample_rate_hz));
+    const int64_t q1 = std::min<int64_t>(len, before + std::llround(0.08 * options_.sample_rate_hz));
+    double best = std::numeric_limits<double>::infinity(), unmoved = 0;
+    for (int64_t step = 0; step <= 2 * align; ++step) {
+      const int64_t s = step % 2 ? -(step + 1) / 2 : step / 2;
+      double cost = 0;
+      for (int64_t k = q0; k < q1; ++k) {
+        const double d = p.window[static_cast<size_t>(k + align + s)] / scale - template_[static_cast<size_t>(k)];
+        cost += d * d;
+      }
+      if (step == 0) unmoved = cost;
+      if (cost < best) best = cost, shift = s;
+    }
+    // Only a move that at least quarters the mismatch: the same beat found at
+    // another fiducial point, not a different beat (a ventricular one) pulled
+    // towards the template.
+    if (best > kAlignGain * unmoved) shift = 0;
+  }
+  for (int64_t k = 0; k < len; ++k) {
+    window_[static_cast<size_t>(k)] = p.window[static_cast<size_t>(k + align + shift)] / scale;
+  }
+  int channel = 1;
+  if (options_.template_context) {
+    // Beat minus the template (0 for the first beat); then this beat, as
+    // moved, joins the ring.
+    float* dev = window_.data() + len;
+    for (int64_t k = 0; k < len; ++k) {
+      dev[k] = have == 0 ? 0.0f : window_[static_cast<size_t>(k)] - template_[static_cast<size_t>(k)];
     }
     std::copy(window_.begin(), window_.begin() + len,
               template_ring_.begin() + static_cast<long>((template_count_ % kAmpBeats) * static_cast<size_t>(len)));
@@ -224,7 +264,7 @@ void StreamingBeatWindows::EmitFront(BeatFn on_beat) {
   const size_t skip = window_.size() - options_.window_values();  // the lead when omitted
   beat.features = std::span<const float>(window_).subspan(skip);
   if (bounds_) {
-    EmitBounds(p, template_before);
+    EmitBounds(p, template_before, shift);
     beat.lower = std::span<const float>(lower_).subspan(skip);
     beat.upper = std::span<const float>(upper_).subspan(skip);
   }
@@ -270,9 +310,13 @@ void StreamingBeatWindows::SetLeadRadius(double eps_mv) {
   lead_radius_ = std::nextafter(static_cast<float>((eps_mv + 1e-5) * gain * (1 + 1e-6)), kInfF);
 }
 
-void StreamingBeatWindows::EmitBounds(const Pending& p, size_t template_before) {
+void StreamingBeatWindows::EmitBounds(const Pending& p, size_t template_before, int64_t shift) {
   const size_t len = static_cast<size_t>(options_.window_samples());
-  const size_t before = static_cast<size_t>(options_.before_samples());
+  const size_t align = static_cast<size_t>(options_.align_samples());
+  const size_t before = static_cast<size_t>(options_.before_samples()) + align;
+  // The beat as moved by the alignment (the shift is taken as found: the
+  // stated assumption, like the R peaks).
+  const float* w = p.window.data() + static_cast<int64_t>(align) + shift;
   const float r = lead_radius_;
   // This beat's |filtered at R| interval joins the ring EmitFront just updated.
   const size_t slot = (amp_count_ - 1) % kAmpBeats;
@@ -289,7 +333,7 @@ void StreamingBeatWindows::EmitBounds(const Pending& p, size_t template_before) 
   const float scale_lo = median(amp_lo_ring_, n_amp, 1, 0);
   const float scale_hi = median(amp_hi_ring_, n_amp, 1, 0);
   float peak = 0;
-  for (size_t k = 0; k < len; ++k) peak = std::max(peak, std::abs(p.window[k]));
+  for (size_t k = 0; k < len; ++k) peak = std::max(peak, std::abs(w[k]));
   // The 1e-3 fallback to millivolts is a jump: certify only away from it.
   const bool unbounded = !(scale_lo > 1e-3f) || !(peak <= 50.0f);
   float* lo = lower_.data();
@@ -302,8 +346,8 @@ void StreamingBeatWindows::EmitBounds(const Pending& p, size_t template_before) 
     }
     // Float division is monotone in each argument: these bound the forward
     // pass's own f / scale for every f and scale in their intervals.
-    const float fl = std::nextafter(p.window[k] - r, -kInfF);
-    const float fh = std::nextafter(p.window[k] + r, kInfF);
+    const float fl = std::nextafter(w[k] - r, -kInfF);
+    const float fh = std::nextafter(w[k] + r, kInfF);
     lo[k] = fl >= 0 ? fl / scale_hi : fl / scale_lo;
     hi[k] = fh >= 0 ? fh / scale_lo : fh / scale_hi;
   }

@@ -52,6 +52,7 @@ dsp::BeatWindowOptions BeatOptionsFromSpec(const v1::ModelSpec& spec) {
   o.rr_log_ratios = b.rr_features() == v1::BeatWindowSpec::RR_LOG_RATIOS;
   o.lead_channel = !b.omit_lead();
   o.rr_irregularity = b.rr_irregularity();
+  o.align_s = b.align_s();
   return o;
 }
 

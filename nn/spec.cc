@@ -57,6 +57,12 @@ absl::Status ValidateFrontEnd(const ModelSpec& spec) {
     if (b.rr_irregularity() && !b.rr_context()) {
       return Invalid("beat_windowing.rr_irregularity needs rr_context: it is one of the RR channels");
     }
+    if (!(b.align_s() >= 0 && b.align_s() <= 0.1)) {
+      return Invalid(absl::StrCat("beat_windowing.align_s (", b.align_s(), ") must be in [0, 0.1] seconds"));
+    }
+    if (b.align_s() > 0 && !b.template_context()) {
+      return Invalid("beat_windowing.align_s needs template_context: beats are aligned to the template");
+    }
     if (b.omit_lead() && !b.template_context()) {
       return Invalid("beat_windowing.omit_lead needs template_context: without either the "
                      "network sees no waveform");
