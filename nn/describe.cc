@@ -219,6 +219,10 @@ std::string FormatDescription(const ModelSpec& spec, const ModelDescription& d) 
                       b.rr_irregularity() ? "5 RR-context channels (one the rhythm's irregularity)"
                                           : "4 RR-context channels");
     }
+    if (b.align_s() > 0) {
+      absl::StrAppendFormat(&channels, "; each beat moved by up to %.0f ms to match the template",
+                            b.align_s() * 1000);
+    }
     absl::StrAppendFormat(&s, "front end: ECG lead filtered (docs/ecg.md), %.0f ms before to %.0f ms "
                           "after each detected R peak%s\n",
                           b.before_s() * 1000, b.after_s() * 1000, channels);

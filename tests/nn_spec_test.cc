@@ -211,6 +211,17 @@ TEST(InputShape, BeatWindowsAreTheLeadPlusRrChannels) {
   EXPECT_EQ(*InputShape(s), (Shape{6, 1, 234}));
   s.mutable_beat_windowing()->set_omit_lead(true);  // ecg-beats v3: template + RR
   EXPECT_EQ(*InputShape(s), (Shape{5, 1, 234}));
+  s.mutable_beat_windowing()->set_rr_irregularity(true);  // a fifth RR channel
+  EXPECT_EQ(*InputShape(s), (Shape{6, 1, 234}));
+  s.mutable_beat_windowing()->set_align_s(0.06);  // moves beats, adds no channel
+  EXPECT_EQ(*InputShape(s), (Shape{6, 1, 234}));
+  s.mutable_beat_windowing()->set_align_s(0.2);
+  EXPECT_FALSE(InputShape(s).ok());
+  s.mutable_beat_windowing()->set_align_s(0.06);
+  s.mutable_beat_windowing()->set_rr_context(false);
+  auto no_rr = InputShape(s);
+  ASSERT_FALSE(no_rr.ok());
+  EXPECT_NE(no_rr.status().message().find("rr_irregularity needs rr_context"), std::string::npos) << no_rr.status();
 }
 
 TEST(ExpectedWeights, NamesAndPyTorchShapes) {
