@@ -321,11 +321,16 @@ int RunEnsemble(const CommonOptions& common, const std::vector<std::string>& arg
     if (!spec.ok()) return Fail(std::string(spec.status().message()));
     absl::StatusOr<nn::Safetensors> st = nn::ReadSafetensors(dir + "/weights.safetensors");
     if (!st.ok()) return Fail(std::string(st.status().message()));
-    absl::StrAppend(&seeds, seeds.empty() ? "" : ", ", dir, " (seed ", spec->provenance().seed(), ")");
+    absl::StrAppend(&seeds, seeds.empty() ? "" : "; ", dir, " (seed ", spec->provenance().seed(), ", made by `",
+                    spec->provenance().command(), "` at ", spec->provenance().git_revision(), ")");
     members.push_back({*std::move(spec), std::move(st->tensors)});
   }
   absl::StatusOr<nn::SpecAndWeights> merged = nn::MergeEnsemble(members);
   if (!merged.ok()) return Fail(absl::StrCat("cannot merge: ", merged.status().message()));
+  merged->spec.set_description(absl::StrCat(
+      merged->spec.description(), " An ensemble of ", members.size(),
+      " networks trained alike with different seeds, merged into one: each layer is ", members.size(),
+      " times one member's width and the output is the mean of the members' logits (docs/nn.md)."));
   v1::Provenance* p = merged->spec.mutable_provenance();
   StampProvenance(common, p);
   p->set_notes(absl::StrCat("Ensemble of ", members.size(), " members merged into one network whose output is "

@@ -258,7 +258,8 @@ TEST(ModelRun, BlurredPoolRunDoesNotAllocate) {
 // The shipped models, batch 1 (a stream's window) and 8, on the path the
 // server picks.
 TEST(ModelRun, ShippedModelsRunWithoutAllocating) {
-  for (const char* dir : {"models/digits/2", "models/ecg-beats/2", "models/ecg-beats/3", "models/ecg-beats/4"}) {
+  for (const char* dir : {"models/digits/2", "models/ecg-beats/2", "models/ecg-beats/3", "models/ecg-beats/4",
+                          "models/ecg-beats/5"}) {
     auto m = Model::Load(std::filesystem::path(WP_SOURCE_DIR) / dir);
     ASSERT_TRUE(m.ok()) << dir << ": " << m.status();
     Workspace ws(**m, 8);

@@ -50,7 +50,7 @@ Count Stream(const LoadedModel& model, double rate, float eps, const std::vector
 
 TEST(CertifySharedData, EcgCertifiedFractionAtTheModelRateAnd250And500Hz) {
   if (!std::filesystem::exists(kDs1Dir + "/101.hea")) GTEST_SKIP() << kDs1Dir << " absent";
-  auto model = ModelRepository::LoadVersion(WP_SOURCE_DIR "/models/ecg-beats/4", "ecg-beats", 4);
+  auto model = ModelRepository::LoadVersion(WP_SOURCE_DIR "/models/ecg-beats/5", "ecg-beats", 5);
   ASSERT_TRUE(model.ok()) << model.status();
   const std::vector<double> rates = {360, 250, 500};
   const std::vector<float> budgets = {1e-6f, 1e-5f};

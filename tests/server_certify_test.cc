@@ -24,10 +24,11 @@
 namespace wavepool::server {
 namespace {
 
-// The version served by default: digits 2, ecg-beats 4 (without the raw
-// lead, whose bounds skip it; log-ratio RR channels).
+// The version served by default: digits 2, ecg-beats 5 (without the raw
+// lead, whose bounds skip it; log-ratio and irregularity RR channels; beats
+// aligned to the template; an ensemble of two networks merged into one).
 std::shared_ptr<const LoadedModel> Load(const std::string& name) {
-  const int version = name == "ecg-beats" ? 4 : 2;
+  const int version = name == "ecg-beats" ? 5 : 2;
   auto m = ModelRepository::LoadVersion(
       absl::StrCat(WP_SOURCE_DIR, "/models/", name, "/", version), name, version);
   EXPECT_TRUE(m.ok()) << m.status();
