@@ -4,7 +4,7 @@
 // no network.
 //
 // Once per process: a model repository in a scratch folder with the committed
-// models untrained-digits/1 and ecg-beats/1, 2 (beat windows) and the small
+// models untrained-digits/1 and ecg-beats/1, 2, 5 (beat windows) and the small
 // test model small/1 (seeded weights), opened with ModelRepository::Open; and
 // two real signals (tests/data/demo_digits.wav, MIT-BIH 208's MLII lead).
 //
@@ -101,6 +101,7 @@ World& TheWorld() {
     CopyModel(repo, "untrained-digits", 1);
     CopyModel(repo, "ecg-beats", 1);
     CopyModel(repo, "ecg-beats", 2);
+    CopyModel(repo, "ecg-beats", 5);  // aligned beats, irregularity channel, an ensemble
     WriteSmallModel(repo);
     absl::StatusOr<std::unique_ptr<server::ModelRepository>> r =
         server::ModelRepository::Open(repo.string());
@@ -298,7 +299,7 @@ v1::StreamConfig FuzzedConfig(FuzzedDataProvider& in) {
   v1::StreamConfig c;
   const size_t m = in.ConsumeIntegralInRange<size_t>(0, std::size(kModels));
   c.set_model(m < std::size(kModels) ? kModels[m] : in.ConsumeRandomLengthString(32));
-  c.set_version(in.ConsumeIntegralInRange<int64_t>(-1, 3));
+  c.set_version(in.ConsumeIntegralInRange<int64_t>(-1, 6));
   switch (in.ConsumeIntegralInRange(0, 2)) {
     case 0:
       c.set_sample_rate_hz(in.PickValueInArray(kRates));

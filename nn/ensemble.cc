@@ -32,6 +32,17 @@ absl::StatusOr<const Tensor*> Find(const TensorMap& w, const std::string& name, 
   return &it->second;
 }
 
+// Member m's tensor `name`, which must have member 0's shape.
+absl::StatusOr<const Tensor*> FindSameShape(std::span<const SpecAndWeights> members, const std::string& name,
+                                            size_t m) {
+  ASSIGN_OR_RETURN(const Tensor* first, Find(members[0].weights, name, 0));
+  ASSIGN_OR_RETURN(const Tensor* w, Find(members[m].weights, name, m));
+  if (w->shape != first->shape) {
+    return absl::InvalidArgumentError(absl::StrCat("member ", m, "'s ", name, " has another shape than member 0's"));
+  }
+  return w;
+}
+
 // Writes the members' [rows, cols, inner] blocks of `name` into a merged
 // [K rows, (split ? K cols : cols), inner] tensor, block m at (m rows, m cols)
 // or, for a shared input, (m rows, 0).
@@ -51,10 +62,7 @@ absl::StatusOr<Tensor> StackOrBlockDiagonal(std::span<const SpecAndWeights> memb
   t.shape[1] = static_cast<int64_t>(out_cols);
   t.data.assign(k * rows * out_cols * inner, 0.0f);
   for (size_t m = 0; m < k; ++m) {
-    ASSIGN_OR_RETURN(const Tensor* w, Find(members[m].weights, name, m));
-    if (w->shape != first->shape) {
-      return absl::InvalidArgumentError(absl::StrCat("member ", m, "'s ", name, " has another shape"));
-    }
+    ASSIGN_OR_RETURN(const Tensor* w, FindSameShape(members, name, m));
     const size_t col0 = split_input ? m * cols : 0;
     for (size_t r = 0; r < rows; ++r) {
       const float* src = w->data.data() + r * cols * inner;
@@ -68,7 +76,7 @@ absl::StatusOr<Tensor> StackOrBlockDiagonal(std::span<const SpecAndWeights> memb
 absl::StatusOr<Tensor> Concatenate(std::span<const SpecAndWeights> members, const std::string& name) {
   Tensor t;
   for (size_t m = 0; m < members.size(); ++m) {
-    ASSIGN_OR_RETURN(const Tensor* w, Find(members[m].weights, name, m));
+    ASSIGN_OR_RETURN(const Tensor* w, FindSameShape(members, name, m));
     if (w->shape.size() != 1) return absl::InvalidArgumentError(absl::StrCat(name, " is not a vector"));
     t.data.insert(t.data.end(), w->data.begin(), w->data.end());
   }
@@ -91,10 +99,7 @@ absl::StatusOr<Tensor> AveragingWeight(std::span<const SpecAndWeights> members, 
   t.data.assign(rows * out_cols, 0.0f);
   const float inv_k = 1.0f / static_cast<float>(k);
   for (size_t m = 0; m < k; ++m) {
-    ASSIGN_OR_RETURN(const Tensor* w, Find(members[m].weights, name, m));
-    if (w->shape != first->shape) {
-      return absl::InvalidArgumentError(absl::StrCat("member ", m, "'s ", name, " has another shape"));
-    }
+    ASSIGN_OR_RETURN(const Tensor* w, FindSameShape(members, name, m));
     const size_t col0 = split_input ? m * cols : 0;
     for (size_t r = 0; r < rows; ++r) {
       for (size_t c = 0; c < cols; ++c) t.data[r * out_cols + col0 + c] += w->data[r * cols + c] * inv_k;
@@ -109,10 +114,7 @@ absl::StatusOr<Tensor> MeanVector(std::span<const SpecAndWeights> members, const
   t.shape = first->shape;
   t.data.assign(first->data.size(), 0.0f);
   for (size_t m = 0; m < members.size(); ++m) {
-    ASSIGN_OR_RETURN(const Tensor* b, Find(members[m].weights, name, m));
-    if (b->shape != first->shape) {
-      return absl::InvalidArgumentError(absl::StrCat("member ", m, "'s ", name, " has another shape"));
-    }
+    ASSIGN_OR_RETURN(const Tensor* b, FindSameShape(members, name, m));
     for (size_t i = 0; i < t.data.size(); ++i) t.data[i] += b->data[i] / static_cast<float>(members.size());
   }
   return t;

@@ -32,6 +32,15 @@ void StreamAll(StreamingBeatWindows& bw, const std::vector<float>& mv, size_t ch
   bw.Finish(keep);
 }
 
+// A committed excerpt's MLII lead in millivolts, and its sampling rate.
+std::vector<float> MlIILead(const std::string& record, double* rate) {
+  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/" + record + ".hea");
+  EXPECT_TRUE(rec.ok()) << rec.status();
+  if (!rec.ok()) return {};
+  *rate = rec->header.sampling_frequency;
+  return rec->Physical(rec->SignalNamed("MLII"));
+}
+
 std::vector<Emitted> RunBeats(bool log_ratios, const std::vector<float>& mv, double rate) {
   BeatWindowOptions o;
   o.sample_rate_hz = rate;
@@ -59,10 +68,9 @@ std::vector<Emitted> RunBeats(bool log_ratios, const std::vector<float>& mv, dou
 }
 
 TEST(BeatWindows, RrChannelsMatchIntervalsBetweenTheEmittedPeaks) {
-  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/208.hea");
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  const double rate = rec->header.sampling_frequency;
-  const std::vector<float> mv = rec->Physical(rec->SignalNamed("MLII"));
+  double rate = 0;
+  const std::vector<float> mv = MlIILead("208", &rate);
+  ASSERT_FALSE(mv.empty());
   const std::vector<Emitted> scaled = RunBeats(false, mv, rate);
   const std::vector<Emitted> logs = RunBeats(true, mv, rate);
   ASSERT_GT(scaled.size(), 20u);  // record 208 has frequent ventricular beats: RR varies
@@ -100,10 +108,9 @@ TEST(BeatWindows, RrChannelsMatchIntervalsBetweenTheEmittedPeaks) {
 // three RRs before it, the smallest |log(RR_i / RR_{i-lag})| over lags 1..3;
 // sorted, the middle value (mean of the two for an even count).
 TEST(BeatWindows, IrregularityChannelIsTheMedianSuccessiveRrChange) {
-  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/208.hea");
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  const double rate = rec->header.sampling_frequency;
-  const std::vector<float> mv = rec->Physical(rec->SignalNamed("MLII"));
+  double rate = 0;
+  const std::vector<float> mv = MlIILead("208", &rate);
+  ASSERT_FALSE(mv.empty());
   BeatWindowOptions o;
   o.sample_rate_hz = rate;
   o.rr_context = true;
@@ -168,10 +175,9 @@ TEST(BeatWindows, IrregularityNeedsTheRrContext) {
 // the QRS, or 0 when the best does not quarter the mismatch at 0; and the
 // template channel must be the moved beat minus that template.
 void CheckAlignment(const std::string& record, int* moved_beats) {
-  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/" + record + ".hea");
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  const double rate = rec->header.sampling_frequency;
-  const std::vector<float> mv = rec->Physical(rec->SignalNamed("MLII"));
+  double rate = 0;
+  const std::vector<float> mv = MlIILead(record, &rate);
+  ASSERT_FALSE(mv.empty());
   BeatWindowOptions aligned;
   aligned.sample_rate_hz = rate;
   aligned.rr_context = false;
@@ -286,10 +292,9 @@ Windows RunWindows(bool lead_channel, const std::vector<float>& mv, double rate)
 }
 
 TEST(BeatWindows, OmittedLeadLeavesTheBeatMinusItsOwnTemplate) {
-  auto rec = ReadWfdbRecord(std::string(WP_TEST_DATA_DIR) + "/mitdb/208.hea");
-  ASSERT_TRUE(rec.ok()) << rec.status();
-  const double rate = rec->header.sampling_frequency;
-  const std::vector<float> mv = rec->Physical(rec->SignalNamed("MLII"));
+  double rate = 0;
+  const std::vector<float> mv = MlIILead("208", &rate);
+  ASSERT_FALSE(mv.empty());
   const Windows with = RunWindows(true, mv, rate);
   const Windows without = RunWindows(false, mv, rate);
   ASSERT_GT(with.features.size(), 20u);
