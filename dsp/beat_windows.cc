@@ -33,28 +33,32 @@ size_t BeatWindowOptions::internal_values() const {
   return window_values() + (lead_channel ? 0 : static_cast<size_t>(window_samples()));
 }
 
+// Messages name the spec's fields (wavepool.v1.BeatWindowSpec), which is
+// where these options come from; nn::ValidateSpec reports them as they are.
 absl::Status BeatWindowOptions::Validate() const {
   if (!(sample_rate_hz >= 100 && sample_rate_hz <= 1000)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "sample_rate_hz (", sample_rate_hz, ") of a beat model must be in [100, 1000]"));
+        "sample_rate_hz (", sample_rate_hz, ") of a BEAT_WINDOWS model must be in [100, 1000]"));
   }
   if (!(before_s > 0 && before_s <= 1) || !(after_s > 0 && after_s <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat("beatWindowing: beforeS (", before_s,
-                                                   ") and afterS (", after_s,
-                                                   ") must be in (0, 1] seconds"));
+    return absl::InvalidArgumentError(absl::StrCat("beat_windowing.before_s (", before_s, ") and after_s (",
+                                                   after_s, ") must be in (0, 1] seconds"));
   }
   if (rr_irregularity && !rr_context) {
-    return absl::InvalidArgumentError("beatWindowing: rrIrregularity needs rrContext (it is an RR channel)");
+    return absl::InvalidArgumentError(
+        "beat_windowing.rr_irregularity needs rr_context: it is one of the RR channels");
   }
   if (!(align_s >= 0 && align_s <= 0.1)) {
-    return absl::InvalidArgumentError(absl::StrCat("beatWindowing: alignS (", align_s, ") must be in [0, 0.1] s"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("beat_windowing.align_s (", align_s, ") must be in [0, 0.1] seconds"));
   }
   if (align_s > 0 && !template_context) {
-    return absl::InvalidArgumentError("beatWindowing: alignS needs templateContext (the beat is aligned to it)");
+    return absl::InvalidArgumentError(
+        "beat_windowing.align_s needs template_context: beats are aligned to the template");
   }
   if (!lead_channel && !template_context) {
     return absl::InvalidArgumentError(
-        "beatWindowing: omitLead needs templateContext (without either the network sees no waveform)");
+        "beat_windowing.omit_lead needs template_context: without either the network sees no waveform");
   }
   return absl::OkStatus();
 }

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "dsp/mel.h"
 #include "google/protobuf/util/json_util.h"
+#include "nn/front_end.h"
 #include "nn/spec_internal.h"
 #include "util/status_macros.h"
 
@@ -44,29 +45,9 @@ absl::Status ValidateFrontEnd(const ModelSpec& spec) {
     return Invalid(absl::StrCat("sample_rate_hz (", rate, ") must be > 0 and <= 1000000"));
   }
   if (spec.kind() == ::wavepool::v1::BEAT_WINDOWS) {
-    // ECG: the front end is fixed (dsp/qrs_detector.h); only the window is set.
-    const auto& b = spec.beat_windowing();
-    if (!(rate >= 100 && rate <= 1000)) {
-      return Invalid(absl::StrCat("sample_rate_hz (", rate,
-                                  ") of a BEAT_WINDOWS model must be in [100, 1000]"));
-    }
-    if (!(b.before_s() > 0 && b.before_s() <= 1) || !(b.after_s() > 0 && b.after_s() <= 1)) {
-      return Invalid(absl::StrCat("beat_windowing.before_s (", b.before_s(), ") and after_s (",
-                                  b.after_s(), ") must be in (0, 1] seconds"));
-    }
-    if (b.rr_irregularity() && !b.rr_context()) {
-      return Invalid("beat_windowing.rr_irregularity needs rr_context: it is one of the RR channels");
-    }
-    if (!(b.align_s() >= 0 && b.align_s() <= 0.1)) {
-      return Invalid(absl::StrCat("beat_windowing.align_s (", b.align_s(), ") must be in [0, 0.1] seconds"));
-    }
-    if (b.align_s() > 0 && !b.template_context()) {
-      return Invalid("beat_windowing.align_s needs template_context: beats are aligned to the template");
-    }
-    if (b.omit_lead() && !b.template_context()) {
-      return Invalid("beat_windowing.omit_lead needs template_context: without either the "
-                     "network sees no waveform");
-    }
+    // ECG: the front end is fixed (dsp/qrs_detector.h); only the window is
+    // set, and the class that cuts it says what it accepts.
+    RETURN_IF_ERROR(BeatOptionsFromSpec(spec).Validate());
     return absl::OkStatus();
   }
   if (spec.kind() != ::wavepool::v1::FIXED_WINDOWS) {
