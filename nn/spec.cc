@@ -278,15 +278,8 @@ std::string SpecToJson(const ModelSpec& spec) {
 absl::StatusOr<Shape> InputShape(const ModelSpec& spec) {
   RETURN_IF_ERROR(ValidateFrontEnd(spec));
   if (spec.kind() == ::wavepool::v1::BEAT_WINDOWS) {
-    const double rate = spec.sample_rate_hz();
-    const auto w = static_cast<uint32_t>(std::llround(spec.beat_windowing().before_s() * rate) +
-                                         std::llround(spec.beat_windowing().after_s() * rate));
-    const uint32_t channels = (spec.beat_windowing().omit_lead() ? 0u : 1u) +
-                              (spec.beat_windowing().template_context() ? 1u : 0u) +
-                              (spec.beat_windowing().rr_context()
-                                   ? (spec.beat_windowing().rr_irregularity() ? 5u : 4u)
-                                   : 0u);
-    return Shape{channels, 1, w};
+    const dsp::BeatWindowOptions b = BeatOptionsFromSpec(spec);
+    return Shape{static_cast<uint32_t>(b.channels()), 1, static_cast<uint32_t>(b.window_samples())};
   }
   const auto& stft = spec.front_end().stft();
   const uint32_t frames =
